@@ -1,0 +1,240 @@
+"""Pydantic models of ``queues.yaml`` (DESIGN section 3) and the structural checks.
+
+``load_catalogue`` reads the file, validates its shape with these models, then runs the
+cross-checks of ``codegen.validate``; every problem becomes one ``CatalogueError`` line.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path as FilePath
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+)
+from pydantic import ValidationError as PydanticValidationError
+
+from .errors import CatalogueError, CatalogueInvalid, Path, suggest
+from .source import Source, load_source, parse_source
+
+__all__ = [
+    "Catalogue",
+    "Defaults",
+    "Domain",
+    "EffectiveRetry",
+    "Event",
+    "Queue",
+    "RetryConfig",
+    "format_duration",
+    "load_catalogue",
+    "parse_catalogue",
+    "parse_duration",
+]
+
+_DURATION = re.compile(r"(\d{1,9})(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION_HINT = "durations are written like 500ms, 30s, 15m, 2h or 7d"
+
+
+def parse_duration(value: object) -> timedelta:
+    """``"500ms" | "30s" | "15m" | "2h" | "7d"`` -> ``timedelta``; anything else raises."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(_DURATION_HINT)
+    text = str(value).strip()
+    if text.startswith("-"):
+        raise ValueError(f'negative duration "{text}"')
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        raise ValueError(f'invalid duration "{text}": {_DURATION_HINT}')
+    amount, unit = int(match[1]), match[2]
+    if unit == "ms":
+        return timedelta(milliseconds=amount)
+    return timedelta(seconds=amount * _UNITS[unit])
+
+
+def format_duration(value: timedelta) -> str:
+    """Inverse of ``parse_duration`` with the largest exact unit."""
+    ms = round(value.total_seconds() * 1000)
+    for unit, factor in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms and ms % factor == 0:
+            return f"{ms // factor}{unit}"
+    return f"{ms}ms"
+
+
+def _bounded(low: timedelta, high: timedelta) -> AfterValidator:
+    def check(value: timedelta) -> timedelta:
+        if not low <= value <= high:
+            raise ValueError(
+                f"{format_duration(value)} is out of range: "
+                f"allowed {format_duration(low)} to {format_duration(high)}"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+_Duration = BeforeValidator(parse_duration)
+RetryDelay = Annotated[timedelta, _Duration, _bounded(timedelta(0), timedelta(days=1))]
+MaxDelay = Annotated[timedelta, _Duration, _bounded(timedelta(seconds=1), timedelta(days=7))]
+ExpireIn = Annotated[timedelta, _Duration, _bounded(timedelta(seconds=1), timedelta(days=1))]
+Retention = Annotated[timedelta, _Duration, _bounded(timedelta(minutes=1), timedelta(days=3650))]
+RetryLimit = Annotated[StrictInt, Field(ge=0, le=100)]
+Text = Annotated[StrictStr, Field(max_length=2000)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
+
+class RetryConfig(_Strict):
+    """``retry:`` of ``defaults`` or of one queue; unset fields inherit."""
+
+    limit: RetryLimit | None = None
+    delay: RetryDelay | None = None
+    backoff: Literal["fixed", "exponential"] | None = None
+    max_delay: MaxDelay | None = None
+    jitter: StrictBool | None = None
+
+
+class EffectiveRetry(_Strict):
+    """A queue's retry policy after inheritance."""
+
+    limit: int = 3
+    delay: timedelta = timedelta(seconds=5)
+    backoff: Literal["fixed", "exponential"] = "exponential"
+    max_delay: timedelta = timedelta(minutes=10)
+    jitter: bool = True
+
+    def merged(self, override: RetryConfig | None) -> EffectiveRetry:
+        if override is None:
+            return self
+        values = {k: v for k, v in override.model_dump().items() if v is not None}
+        return self.model_copy(update=values)
+
+
+class Defaults(_Strict):
+    retry: RetryConfig = RetryConfig()
+    expire_in: ExpireIn = timedelta(minutes=15)
+    retention: Retention = timedelta(days=7)
+
+
+class Event(_Strict):
+    description: Text = ""
+    entity_id: StrictStr | None = None
+    payload: dict[str, Any]
+    example: dict[str, Any] | None = None
+
+
+class Queue(_Strict):
+    description: Text = ""
+    retry: RetryConfig | None = None
+    expire_in: ExpireIn | None = None
+    retention: Retention | None = None
+    dead_letter: StrictStr | None = None
+    events: dict[str, Event] = Field(default_factory=dict)
+
+
+class Domain(_Strict):
+    description: Text = ""
+    defs: dict[str, dict[str, Any]] = Field(default_factory=dict, alias="$defs")
+    queues: dict[str, Queue]
+
+
+class Catalogue(_Strict):
+    version: Literal[1]
+    defaults: Defaults = Defaults()
+    domains: dict[str, Domain]
+
+
+def load_catalogue(path: FilePath, display_name: str | None = None) -> tuple[Catalogue, Source]:
+    """Read, validate and cross-check ``path``. Raises ``CatalogueInvalid`` with every error.
+
+    Errors name the file as ``display_name`` (default: the path as given).
+    """
+    return _checked(load_source(path, display_name))
+
+
+def parse_catalogue(text: str, file: str = "queues.yaml") -> tuple[Catalogue, Source]:
+    """Like ``load_catalogue`` for YAML text (tests, tools)."""
+    return _checked(parse_source(text, file))
+
+
+def _checked(source: Source) -> tuple[Catalogue, Source]:
+    from .validate import cross_check  # local: validate imports this module
+
+    if not isinstance(source.data, dict):
+        raise CatalogueInvalid([source.error((), "the catalogue must be a mapping")])
+    try:
+        catalogue = Catalogue.model_validate(source.data)
+    except PydanticValidationError as exc:
+        raise CatalogueInvalid(_shape_errors(source, exc)) from None
+    errors = cross_check(catalogue, source)
+    if errors:
+        raise CatalogueInvalid(errors)
+    return catalogue, source
+
+
+_MODELS: dict[str, type[BaseModel]] = {
+    "": Catalogue,
+    "defaults": Defaults,
+    "retry": RetryConfig,
+    "domain": Domain,
+    "queue": Queue,
+    "event": Event,
+}
+
+
+def _model_at(loc: Path) -> type[BaseModel]:
+    """Which catalogue model a pydantic location points into (for key suggestions)."""
+    parts = [p for p in loc if isinstance(p, str)]
+    if parts[:1] == ["defaults"]:
+        return RetryConfig if "retry" in parts else Defaults
+    depth = len(loc)
+    if depth >= 1 and loc[0] == "domains":
+        if depth <= 2:
+            return Domain
+        if depth <= 4:
+            return Queue
+        if loc[4] == "retry":
+            return RetryConfig
+        return Event if loc[4] == "events" and depth >= 6 else Queue
+    return Catalogue
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def _shape_errors(source: Source, exc: PydanticValidationError) -> list[CatalogueError]:
+    errors: list[CatalogueError] = []
+    for item in exc.errors(include_url=False, include_context=True):
+        loc: Path = tuple(p for p in item["loc"] if isinstance(p, str | int))
+        kind = item["type"]
+        # pydantic names the branch of a union in the location; drop it
+        loc = tuple(p for p in loc if p not in {"function-after[check(), timedelta]"})
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            model = _model_at(loc[:-1])
+            message = f'unknown key "{key}"{suggest(key, _keys(model))}'
+        elif kind == "missing":
+            message = f'missing required key "{loc[-1]}"'
+        elif kind in {"dict_type", "model_type"}:
+            message = "expected a mapping"
+        elif kind == "literal_error" and loc == ("version",):
+            message = "unsupported catalogue version; expected 1"
+        elif kind.startswith("string_type"):
+            message = "expected a string"
+        else:
+            message = str(item["msg"]).removeprefix("Value error, ")
+            message = message[:1].lower() + message[1:]
+        errors.append(source.error(loc, message))
+    return errors

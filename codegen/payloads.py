@@ -1,0 +1,210 @@
+"""JSON Schema -> pydantic models, one module per domain, via datamodel-code-generator.
+
+One ``generate()`` call per domain. Its input is a schema whose ``$defs`` hold the domain's
+shared definitions and one entry per event payload (under the event's class name), so
+``#/$defs/Money`` resolves the same way in both. The naming strategy keeps declared
+names (``primary-first``) and names inline objects after their parent
+(``InvoiceCreatedLine``); every declared name is asserted to exist in the output.
+"""
+
+from __future__ import annotations
+
+import ast
+import multiprocessing as mp
+import os
+import tempfile
+import textwrap
+import threading
+import warnings
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path as FilePath
+from typing import Any
+
+from .errors import CatalogueError, CatalogueInvalid, Path
+from .source import Source
+
+__all__ = [
+    "ModelsJob",
+    "ModelsModule",
+    "finish_models",
+    "generate_module",
+    "models_job",
+    "run_jobs",
+    "wrap_text",
+]
+
+DOC_WIDTH = 88
+_PARALLEL_THRESHOLD = 40  # models; below it the process pool costs more than it saves
+
+
+@dataclass(frozen=True)
+class ModelsModule:
+    """The text of one domain's ``models.py`` and the top-level names it defines."""
+
+    text: str
+    names: tuple[str, ...]
+
+
+def wrap_text(text: str, width: int = DOC_WIDTH) -> str:
+    """Re-wrap prose paragraph by paragraph so that no docstring line passes ``width``."""
+    paragraphs = [" ".join(p.split()) for p in text.replace("\r", "").split("\n\n")]
+    return "\n\n".join(textwrap.fill(p, width, break_long_words=False) for p in paragraphs if p)
+
+
+@dataclass(frozen=True)
+class ModelsJob:
+    """The input of one ``generate()`` call: one domain's combined schema."""
+
+    root: dict[str, Any]
+    class_name: str
+    header: str
+
+
+def models_job(
+    *,
+    header: str,
+    docstring: str,
+    defs: Mapping[str, Any],
+    events: Mapping[str, tuple[dict[str, Any], str, Path]],
+) -> ModelsJob | None:
+    """The generator input for one domain, or None when it declares no schema at all.
+
+    ``events`` maps class name -> (payload schema, event description, path in the catalogue).
+    """
+    combined: dict[str, Any] = {name: _prepared(schema) for name, schema in defs.items()}
+    for class_name, (payload, description, _path) in events.items():
+        schema = _prepared(payload)
+        if description and "description" not in schema:
+            schema["description"] = wrap_text(description)
+        combined[class_name] = schema
+    if not combined:
+        return None
+    first = next(iter(combined))
+    root = {"$defs": combined, "$ref": f"#/$defs/{first}"}
+    return ModelsJob(root=root, class_name=first, header=f'{header}\n\n"""{docstring}"""')
+
+
+def run_jobs(jobs: Sequence[ModelsJob]) -> list[str]:
+    """Run ``generate()`` for every job; in parallel processes when that pays off.
+
+    datamodel-code-generator costs about 15 ms per model and holds the GIL, so large catalogues
+    are split across processes, one domain per task (forked, so nothing is imported twice;
+    only from a single-threaded process). The output does not depend on how the work was split.
+    """
+    import datamodel_code_generator  # noqa: F401  (imported once, before any fork)
+
+    models = sum(len(job.root["$defs"]) for job in jobs)
+    workers = min(len(jobs), os.cpu_count() or 1)
+    forkable = "fork" in mp.get_all_start_methods() and threading.active_count() == 1
+    if workers < 2 or models < _PARALLEL_THRESHOLD or not forkable:
+        return [generate_module(job) for job in jobs]
+    # biggest domains first, so that the workers finish together
+    order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i].root["$defs"]))
+    texts: list[str] = [""] * len(jobs)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+        for index, text in zip(
+            order, pool.map(generate_module, [jobs[i] for i in order]), strict=True
+        ):
+            texts[index] = text
+    return texts
+
+
+def finish_models(
+    text: str,
+    *,
+    defs: Mapping[str, Any],
+    events: Mapping[str, tuple[dict[str, Any], str, Path]],
+    defs_path: Path,
+    source: Source,
+) -> ModelsModule:
+    """Check that every declared class kept its name; raises ``CatalogueInvalid`` if not."""
+    defined = _top_level_names(text)
+    missing: list[CatalogueError] = []
+    for name in defs:
+        if name not in defined:
+            missing.append(
+                source.error(
+                    (*defs_path, name), f'class "{name}" is missing from the generated models'
+                )
+            )
+    for class_name, (_payload, _description, path) in events.items():
+        if class_name not in defined:
+            missing.append(
+                source.error(path, f'class "{class_name}" is missing from the generated models')
+            )
+    if missing:
+        raise CatalogueInvalid(missing)
+    return ModelsModule(text=text, names=tuple(sorted(defined)))
+
+
+def _prepared(schema: Any) -> Any:
+    """A copy with descriptions wrapped for docstrings (keys of ``properties`` untouched)."""
+    if not isinstance(schema, dict):
+        return schema
+    result: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "description" and isinstance(value, str):
+            result[key] = wrap_text(value)
+        elif key == "properties" and isinstance(value, dict):
+            result[key] = {name: _prepared(sub) for name, sub in value.items()}
+        elif key in {"items", "additionalProperties"}:
+            result[key] = _prepared(value)
+        elif key == "anyOf" and isinstance(value, list):
+            result[key] = [_prepared(option) for option in value]
+        else:
+            result[key] = value
+    return result
+
+
+def generate_module(job: ModelsJob) -> str:
+    """One domain's ``models.py`` text from datamodel-code-generator."""
+    from datamodel_code_generator import generate
+    from datamodel_code_generator.enums import DataModelType, InputFileType, NamingStrategy
+    from datamodel_code_generator.format import Formatter, PythonVersion
+
+    with tempfile.TemporaryDirectory() as isolated, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        output = generate(
+            job.root,
+            input_file_type=InputFileType.JsonSchema,
+            output_model_type=DataModelType.PydanticV2BaseModel,
+            target_python_version=PythonVersion.PY_311,
+            class_name=job.class_name,
+            use_annotated=True,
+            field_constraints=True,
+            formatters=[Formatter.BUILTIN],
+            builtin_format_line_length=100,
+            settings_path=FilePath(isolated),  # no pyproject.toml may steer the formatter
+            disable_timestamp=True,
+            custom_file_header=job.header,
+            naming_strategy=NamingStrategy.PrimaryFirst,
+            parent_scoped_naming=True,
+            capitalise_enum_members=True,
+            set_default_enum_member=True,
+            use_schema_description=True,
+            use_field_description=True,
+            use_type_alias=True,
+            strict_nullable=True,
+            use_standard_collections=True,
+            use_union_operator=True,
+            use_double_quotes=True,
+            keep_model_order=False,
+            allow_remote_refs=False,
+        )
+    if not isinstance(output, str):  # pragma: no cover - one input gives one module
+        raise TypeError(f"datamodel-code-generator returned {type(output).__name__}, expected str")
+    return output.rstrip("\n") + "\n"
+
+
+def _top_level_names(text: str) -> set[str]:
+    defined: set[str] = set()
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.ClassDef):
+            defined.add(node.name)
+        elif isinstance(node, ast.Assign):
+            defined.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            defined.add(node.target.id)
+    return defined

@@ -1,0 +1,167 @@
+"""The render plan: the catalogue resolved into the names and values the templates print."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from . import names
+from .catalogue import Catalogue, EffectiveRetry
+from .errors import CatalogueError, CatalogueInvalid, Path
+from .payloads import ModelsModule
+from .source import Source
+from .validate import resolve_dead_letter
+
+__all__ = ["DomainPlan", "EventPlan", "QueuePlan", "build_plan", "queue_order"]
+
+
+@dataclass(frozen=True)
+class EventPlan:
+    name: str
+    description: str
+    model: str
+    method: str
+    runner: str
+    enqueue: str
+    enqueue_many: str
+    enqueue_sync: str
+    enqueue_many_sync: str
+    entity_id: str | None
+
+
+@dataclass(frozen=True)
+class QueuePlan:
+    name: str
+    db_name: str
+    description: str
+    constant: str
+    protocol: str
+    worker: str
+    retry: EffectiveRetry
+    expire_in: timedelta
+    retention: timedelta
+    dead_letter: str | None
+    events: tuple[EventPlan, ...]
+
+
+@dataclass(frozen=True)
+class DomainPlan:
+    name: str
+    package: str
+    description: str
+    queues: tuple[QueuePlan, ...]
+    models: ModelsModule
+
+    @property
+    def events(self) -> tuple[EventPlan, ...]:
+        return tuple(event for queue in self.queues for event in queue.events)
+
+    @property
+    def exported(self) -> list[str]:
+        """Every name the domain package re-exports."""
+        exported = list(self.models.names)
+        for queue in self.queues:
+            exported.append(queue.constant)
+            if queue.events:
+                exported += [queue.protocol, queue.worker]
+        for event in self.events:
+            exported += [event.enqueue, event.enqueue_many, event.enqueue_sync]
+            exported.append(event.enqueue_many_sync)
+        return exported
+
+
+def build_plan(
+    catalogue: Catalogue, source: Source, models: dict[str, ModelsModule]
+) -> list[DomainPlan]:
+    """Resolve names and policies; raises ``CatalogueInvalid`` on a late name collision."""
+    defaults = EffectiveRetry().merged(catalogue.defaults.retry)
+    plans: list[DomainPlan] = []
+    errors: list[CatalogueError] = []
+    for domain_name, domain in catalogue.domains.items():
+        queues: list[QueuePlan] = []
+        for queue_name, queue in domain.queues.items():
+            dead_letter = None
+            if queue.dead_letter is not None:
+                dead_letter = names.db_queue_name(
+                    *resolve_dead_letter(domain_name, queue.dead_letter)
+                )
+            events = tuple(
+                EventPlan(
+                    name=event_name,
+                    description=event.description,
+                    model=names.model_class(event_name),
+                    method=names.handler_method(event_name),
+                    runner=f"run_{names.snake(event_name)}",
+                    enqueue=names.enqueue_names(event_name)[0],
+                    enqueue_many=names.enqueue_names(event_name)[1],
+                    enqueue_sync=names.enqueue_names(event_name)[2],
+                    enqueue_many_sync=names.enqueue_names(event_name)[3],
+                    entity_id=event.entity_id,
+                )
+                for event_name, event in queue.events.items()
+            )
+            queues.append(
+                QueuePlan(
+                    name=queue_name,
+                    db_name=names.db_queue_name(domain_name, queue_name),
+                    description=queue.description,
+                    constant=names.queue_constant(queue_name),
+                    protocol=names.protocol_class(queue_name),
+                    worker=names.worker_factory(queue_name),
+                    retry=defaults.merged(queue.retry),
+                    expire_in=queue.expire_in or catalogue.defaults.expire_in,
+                    retention=queue.retention or catalogue.defaults.retention,
+                    dead_letter=dead_letter,
+                    events=events,
+                )
+            )
+        plan = DomainPlan(
+            name=domain_name,
+            package=names.package_name(domain_name),
+            description=domain.description,
+            queues=tuple(queues),
+            models=models[domain_name],
+        )
+        errors += _late_collisions(plan, source, ("domains", domain_name))
+        plans.append(plan)
+    if errors:
+        raise CatalogueInvalid(errors)
+    return plans
+
+
+def _late_collisions(plan: DomainPlan, source: Source, path: Path) -> list[CatalogueError]:
+    """Names of inline models are only known after generation; they must not collide."""
+    seen: set[str] = set()
+    errors: list[CatalogueError] = []
+    for name in plan.exported:
+        if name in seen:
+            errors.append(
+                source.error(
+                    path,
+                    f'generated name "{name}" is produced twice in domain "{plan.name}" '
+                    "(an inline object's model collides with another generated name; "
+                    "declare the object in $defs under another name)",
+                )
+            )
+        seen.add(name)
+    return errors
+
+
+def queue_order(plans: list[DomainPlan]) -> list[tuple[DomainPlan, QueuePlan]]:
+    """Every queue in catalogue order, except that a dead-letter queue precedes its users."""
+    by_name = {queue.db_name: (plan, queue) for plan in plans for queue in plan.queues}
+    ordered: list[tuple[DomainPlan, QueuePlan]] = []
+    placed: set[str] = set()
+
+    def place(db_name: str) -> None:
+        if db_name in placed:
+            return
+        placed.add(db_name)
+        plan, queue = by_name[db_name]
+        if queue.dead_letter is not None:
+            place(queue.dead_letter)
+        ordered.append((plan, queue))
+
+    for db_name in by_name:
+        place(db_name)
+    return ordered

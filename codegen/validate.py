@@ -1,0 +1,240 @@
+"""Cross-checks of a structurally valid catalogue (DESIGN section 3).
+
+Names (characters, lengths, keywords), generated-name collisions, dead-letter targets and
+cycles, retry delays, payload schemas and ``entity_id``. All errors are collected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from . import names
+from .catalogue import Catalogue, EffectiveRetry, format_duration
+from .errors import CatalogueError, Path, suggest
+from .schemas import SchemaChecker, scalar_type_of
+from .source import Source
+
+__all__ = ["cross_check", "resolve_dead_letter"]
+
+
+def cross_check(catalogue: Catalogue, source: Source) -> list[CatalogueError]:
+    checks = _Checks(catalogue, source)
+    checks.run()
+    return checks.errors
+
+
+def resolve_dead_letter(domain: str, target: str) -> tuple[str, str]:
+    """``"invoices-dead"`` in ``billing`` -> ``("billing", "invoices-dead")``."""
+    if "." in target:
+        other, queue = target.split(".", 1)
+        return other, queue
+    return domain, target
+
+
+@dataclass(frozen=True)
+class _Owner:
+    what: str
+    path: Path
+
+
+class _Checks:
+    def __init__(self, catalogue: Catalogue, source: Source) -> None:
+        self.catalogue = catalogue
+        self.source = source
+        self.errors: list[CatalogueError] = []
+
+    def report(self, path: Path, message: str) -> None:
+        self.errors.append(self.source.error(path, message))
+
+    def run(self) -> None:
+        if not self.catalogue.domains:
+            self.report(("domains",), "the catalogue declares no domains")
+        self._check_retry(
+            ("defaults", "retry"), EffectiveRetry().merged(self.catalogue.defaults.retry)
+        )
+        packages: dict[str, _Owner] = {}
+        for domain_name in self.catalogue.domains:
+            path: Path = ("domains", domain_name)
+            problem = names.check_catalogue_name("domain", domain_name, names.DOMAIN_MAX)
+            if problem:
+                self.report(path, problem)
+                continue
+            package = names.package_name(domain_name)
+            if package in names.RESERVED_NAMES or package == "create_queues":
+                self.report(path, f'domain name "{domain_name}" is reserved in Python')
+            self._claim(
+                packages, package, f'package "{package}"', _Owner(f'domain "{domain_name}"', path)
+            )
+            self._check_domain(domain_name, path)
+        self._check_dead_letters()
+
+    def _claim(self, table: dict[str, _Owner], name: str, label: str, owner: _Owner) -> None:
+        previous = table.get(name)
+        if previous is None:
+            table[name] = owner
+            return
+        line = self.source.line(previous.path)
+        self.report(
+            owner.path,
+            f"generated name {label} of {owner.what} collides with {previous.what} (line {line})",
+        )
+
+    def _check_domain(self, domain_name: str, path: Path) -> None:
+        domain = self.catalogue.domains[domain_name]
+        exported: dict[str, _Owner] = {}
+        for def_name, schema in domain.defs.items():
+            def_path: Path = (*path, "$defs", def_name)
+            problem = names.check_class_name(def_name)
+            if problem:
+                self.report(def_path, problem)
+            else:
+                self._claim(
+                    exported,
+                    def_name,
+                    f'class "{def_name}"',
+                    _Owner(f'$defs "{def_name}"', def_path),
+                )
+            SchemaChecker(domain.defs, self.report).check(schema, def_path)
+        if not domain.queues:
+            self.report((*path, "queues"), "a domain needs at least one queue")
+        events: dict[str, _Owner] = {}
+        for queue_name, queue in domain.queues.items():
+            queue_path: Path = (*path, "queues", queue_name)
+            problem = names.check_catalogue_name("queue", queue_name, names.QUEUE_MAX)
+            if problem:
+                self.report(queue_path, problem)
+                continue
+            db_name = names.db_queue_name(domain_name, queue_name)
+            if len(db_name.encode()) > names.DB_NAME_MAX:
+                self.report(
+                    queue_path,
+                    f'queue name "{db_name}" is {len(db_name)} characters long; '
+                    f"the limit is {names.DB_NAME_MAX} (domain and queue together)",
+                )
+            owner = _Owner(f'queue "{queue_name}"', queue_path)
+            for generated in self._queue_names(queue_name, bool(queue.events)):
+                self._claim(exported, generated, f'"{generated}"', owner)
+            if queue.retry is not None:
+                base = EffectiveRetry().merged(self.catalogue.defaults.retry)
+                self._check_retry((*queue_path, "retry"), base.merged(queue.retry))
+            for event_name in queue.events:
+                event_path: Path = (*queue_path, "events", event_name)
+                problem = names.check_catalogue_name("event", event_name, names.EVENT_MAX)
+                if problem:
+                    self.report(event_path, problem)
+                    continue
+                if event_name in events:
+                    first = events[event_name]
+                    self.report(
+                        event_path,
+                        f'duplicate event "{event_name}" in domain "{domain_name}": '
+                        f"already declared in {first.what} (line {self.source.line(first.path)})",
+                    )
+                    continue
+                events[event_name] = _Owner(f'queue "{queue_name}"', event_path)
+                self._check_event(domain_name, event_name, event_path, exported)
+
+    @staticmethod
+    def _queue_names(queue: str, has_events: bool) -> Iterator[str]:
+        yield names.queue_constant(queue)
+        if has_events:
+            yield names.protocol_class(queue)
+            yield names.worker_factory(queue)
+
+    def _check_event(
+        self, domain_name: str, event_name: str, path: Path, exported: dict[str, _Owner]
+    ) -> None:
+        domain = self.catalogue.domains[domain_name]
+        queue = domain.queues[str(path[3])]
+        event = queue.events[event_name]
+        owner = _Owner(f'event "{event_name}"', path)
+        cls = names.model_class(event_name)
+        if cls in names.RESERVED_NAMES:
+            self.report(path, f'event "{event_name}" would generate class "{cls}", a reserved name')
+        else:
+            self._claim(exported, cls, f'class "{cls}"', owner)
+        for function in names.enqueue_names(event_name):
+            self._claim(exported, function, f'function "{function}"', owner)
+        SchemaChecker(domain.defs, self.report).check_payload(event.payload, (*path, "payload"))
+        if event.entity_id is not None:
+            self._check_entity_id(event.entity_id, event.payload, (*path, "entity_id"), domain.defs)
+
+    def _check_entity_id(
+        self, field: str, payload: dict[str, object], path: Path, defs: dict[str, dict[str, object]]
+    ) -> None:
+        properties = payload.get("properties")
+        properties = properties if isinstance(properties, dict) else {}
+        if field not in properties:
+            self.report(
+                path,
+                f'entity_id "{field}": the payload has no field "{field}"'
+                f"{suggest(field, properties)}",
+            )
+            return
+        required = payload.get("required")
+        if not isinstance(required, list) or field not in required:
+            self.report(
+                path,
+                f'entity_id "{field}": the field must be required, so that every job logs an id',
+            )
+        schema = properties[field]
+        kind = scalar_type_of(schema, defs) if isinstance(schema, dict) else None
+        if kind not in {"string", "integer"}:
+            self.report(
+                path,
+                f'entity_id "{field}": the field must be a string or an integer, '
+                f"not {kind or 'that'}",
+            )
+
+    def _check_retry(self, path: Path, retry: EffectiveRetry) -> None:
+        if retry.max_delay < retry.delay:
+            self.report(
+                path,
+                f"max_delay ({format_duration(retry.max_delay)}) is shorter than "
+                f"delay ({format_duration(retry.delay)})",
+            )
+
+    def _check_dead_letters(self) -> None:
+        domains = self.catalogue.domains
+        edges: dict[str, str] = {}
+        origin: dict[str, Path] = {}
+        for domain_name, domain in domains.items():
+            for queue_name, queue in domain.queues.items():
+                db_name = names.db_queue_name(domain_name, queue_name)
+                origin[db_name] = ("domains", domain_name, "queues", queue_name)
+                if queue.dead_letter is None:
+                    continue
+                path: Path = (*origin[db_name], "dead_letter")
+                target_domain, target_queue = resolve_dead_letter(domain_name, queue.dead_letter)
+                if target_domain not in domains:
+                    self.report(
+                        path,
+                        f'no domain "{target_domain}" for dead_letter "{queue.dead_letter}"'
+                        f"{suggest(target_domain, domains)}",
+                    )
+                    continue
+                candidates = domains[target_domain].queues
+                if target_queue not in candidates:
+                    self.report(
+                        path,
+                        f'no queue "{target_queue}" in domain "{target_domain}"'
+                        f"{suggest(target_queue, candidates)}",
+                    )
+                    continue
+                target = names.db_queue_name(target_domain, target_queue)
+                if target == db_name:
+                    self.report(path, "a queue cannot be its own dead-letter queue")
+                    continue
+                edges[db_name] = target
+        reported: set[str] = set()
+        for start in edges:
+            chain = [start]
+            current = start
+            while current in edges and edges[current] not in chain:
+                current = edges[current]
+                chain.append(current)
+            if current in edges and edges[current] == start and start not in reported:
+                reported.update(chain)
+                cycle = " -> ".join([*chain, start])
+                self.report((*origin[start], "dead_letter"), f"dead-letter cycle: {cycle}")

@@ -1,0 +1,16 @@
+"""A payload of the wrong model passed to an enqueue function."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from generated.billing import InvoiceVoided, InvoiceVoidedReason, enqueue_invoice_created
+from runtime import Boss, JobId
+
+
+async def send(boss: Boss) -> JobId:
+    voided = InvoiceVoided(
+        invoice_id=uuid.uuid4(), reason=InvoiceVoidedReason.FRAUD, voided_at=datetime.now(UTC)
+    )
+    return await enqueue_invoice_created(boss, voided)

@@ -1,0 +1,8 @@
+"""A model built with a wrong field type, and with a field it does not have."""
+
+from __future__ import annotations
+
+from generated.billing import Currency, Money
+
+PRICE = Money(amount_cents="4900", currency=Currency.EUR)
+EXTRA = Money(amount_cents=1, currency=Currency.EUR, cents=1)
