@@ -1,0 +1,60 @@
+"""The queue runtime: a durable PostgreSQL job queue with pg-boss semantics.
+
+Everything a user or the generated code needs is importable from here.
+"""
+
+from __future__ import annotations
+
+from .client import Boss, EnqueuedJob, QueueHandle
+from .errors import (
+    ConfigurationError,
+    InvalidPayloadError,
+    PayloadError,
+    PermanentJobError,
+    QueuesError,
+    SchemaVersionError,
+    UnknownEventError,
+    UnknownQueueError,
+    ValidationError,
+)
+from .jobs import (
+    ENVELOPE_VERSION,
+    Job,
+    JobContext,
+    JobId,
+    JobState,
+    QueueStats,
+    make_envelope,
+    process_job,
+)
+from .policy import QueueSpec, RetryPolicy
+from .sync import SyncBoss
+from .worker import Worker, start_workers
+
+__all__ = [
+    "ENVELOPE_VERSION",
+    "Boss",
+    "ConfigurationError",
+    "EnqueuedJob",
+    "InvalidPayloadError",
+    "Job",
+    "JobContext",
+    "JobId",
+    "JobState",
+    "PayloadError",
+    "PermanentJobError",
+    "QueueHandle",
+    "QueueSpec",
+    "QueueStats",
+    "QueuesError",
+    "RetryPolicy",
+    "SchemaVersionError",
+    "SyncBoss",
+    "UnknownEventError",
+    "UnknownQueueError",
+    "ValidationError",
+    "Worker",
+    "make_envelope",
+    "process_job",
+    "start_workers",
+]

@@ -1,0 +1,268 @@
+"""Buffered, fenced writes of a process's workers: completions, failures and heartbeats.
+
+One task per Boss writes them: every completion and failure that arrived since the last write
+goes out in one statement each (``UPDATE ... FROM unnest``), and every ``heartbeat_interval``
+one statement extends the lease of all active jobs. Each write carries the fencing token of its
+claim, so a worker that lost its lease (rescued, re-claimed elsewhere) changes nothing and logs
+it. A failed write is retried with backoff until the job's lease would have run out; after that
+the job is left to the rescuer (it is never lost, at worst run again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from ._sql import Queries
+from .jobs import JobId
+
+__all__ = ["CompletionWriter"]
+
+log = logging.getLogger("queues.worker")
+
+AsyncPool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
+
+
+@dataclass(slots=True)
+class _Lease:
+    fence: int
+    deadline: float  # monotonic time when the lease ends unless extended
+
+
+@dataclass(slots=True)
+class _Done:
+    id: JobId
+    fence: int
+    output: str | None
+    deadline: float
+
+
+@dataclass(slots=True)
+class _Failed:
+    id: JobId
+    fence: int
+    error: str
+    permanent: bool
+    deadline: float
+
+
+class CompletionWriter:
+    def __init__(
+        self, pool: AsyncPool, q: Queries, *, lease: timedelta, heartbeat_interval: float
+    ) -> None:
+        self._pool = pool
+        self._q = q
+        self._lease = lease
+        self._lease_s = lease.total_seconds()
+        self._heartbeat_interval = heartbeat_interval
+        self._active: dict[JobId, _Lease] = {}
+        self._lost: set[JobId] = set()
+        self._done: list[_Done] = []
+        self._failed: list[_Failed] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        #: Jobs whose heartbeats are suspended (a test hook for "a worker stops heartbeating").
+        self.paused: set[JobId] = set()
+
+    # -- called by workers -----------------------------------------------------------------
+
+    def track(self, job_id: JobId, fence: int) -> None:
+        """A job was claimed: heartbeat it until it finishes."""
+        self._active[job_id] = _Lease(fence, time.monotonic() + self._lease_s)
+
+    def untrack(self, job_id: JobId) -> _Lease | None:
+        self._lost.discard(job_id)
+        self.paused.discard(job_id)
+        return self._active.pop(job_id, None)
+
+    def complete(self, job_id: JobId, fence: int, output: str | None) -> None:
+        lease = self.untrack(job_id)
+        deadline = lease.deadline if lease else time.monotonic()
+        self._done.append(_Done(job_id, fence, output, deadline))
+        self._signal()
+
+    def fail(self, job_id: JobId, fence: int, error: str, permanent: bool) -> None:
+        lease = self.untrack(job_id)
+        deadline = lease.deadline if lease else time.monotonic()
+        self._failed.append(_Failed(job_id, fence, error, permanent, deadline))
+        self._signal()
+
+    def _signal(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    @property
+    def active_count(self) -> int:
+        return len(self._active)
+
+    async def heartbeat_one(self, job_id: JobId, fence: int) -> bool:
+        """Extend one job's lease now; False (and a warning) if the lease was lost."""
+        async with self._pool.connection() as conn:
+            sent = time.monotonic()
+            cur = await conn.execute(
+                self._q["heartbeat_many"],
+                {"ids": [job_id], "fences": [fence], "lease": self._lease},
+            )
+            alive = bool(await cur.fetchall())
+        lease = self._active.get(job_id)
+        if alive and lease is not None:
+            lease.deadline = sent + self._lease_s
+        elif not alive:
+            self._report_lost(job_id, "heartbeat")
+        return alive
+
+    # -- the writer task -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="queues-writer")
+
+    async def flush(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Wait until everything buffered so far is written (or given up)."""
+        if self._task is None or self._task.done():
+            return
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            log.warning("gave up waiting for buffered job results to be written")
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        await self.flush(timeout=max(self._lease_s, 5.0))
+        self._closing = True
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._task = None
+
+    async def _run(self) -> None:
+        next_beat = time.monotonic() + self._heartbeat_interval
+        failures = 0
+        while True:
+            if not (self._done or self._failed):
+                self._idle.set()
+                wait = max(0.0, next_beat - time.monotonic())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+            self._wake.clear()
+            try:
+                if self._done or self._failed:
+                    await self._write_results()
+                if time.monotonic() >= next_beat:
+                    await self._heartbeat_all()
+                    next_beat = time.monotonic() + self._heartbeat_interval
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                delay = min(0.05 * 2**failures, 2.0)
+                log.warning(
+                    "writing job results failed (%s: %s); retrying in %.2fs",
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                self._drop_expired()
+                await asyncio.sleep(delay)
+
+    def _drop_expired(self) -> None:
+        now = time.monotonic()
+        items: list[_Done | _Failed] = [*self._done, *self._failed]
+        expired = [item for item in items if item.deadline <= now]
+        if not expired:
+            return
+        for item in expired:
+            log.warning(
+                "giving up writing the result of job %s: its lease has run out, so the "
+                "rescuer will retry it",
+                item.id,
+                extra={"job_id": str(item.id)},
+            )
+        self._done = [item for item in self._done if item.deadline > now]
+        self._failed = [item for item in self._failed if item.deadline > now]
+
+    async def _write_results(self) -> None:
+        if self._done:
+            batch = sorted(self._done, key=lambda item: item.id)
+            await self._write_done(batch)
+            written = {item.id for item in batch}
+            self._done = [item for item in self._done if item.id not in written]
+        if self._failed:
+            failed = sorted(self._failed, key=lambda item: item.id)
+            await self._write_failed(failed)
+            written = {item.id for item in failed}
+            self._failed = [item for item in self._failed if item.id not in written]
+
+    async def _write_done(self, batch: list[_Done]) -> None:
+        params = {
+            "ids": [item.id for item in batch],
+            "fences": [item.fence for item in batch],
+            "outputs": [item.output for item in batch],
+        }
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(self._q["complete_many"], params, prepare=True)
+            updated = {row[0] for row in await cur.fetchall()}
+        if len(updated) < len(batch):
+            for item in batch:
+                if item.id not in updated:
+                    self._report_lost(item.id, "completion")
+
+    async def _write_failed(self, batch: list[_Failed]) -> None:
+        params = {
+            "ids": [item.id for item in batch],
+            "fences": [item.fence for item in batch],
+            "errors": [item.error for item in batch],
+            "permanent": [item.permanent for item in batch],
+        }
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(self._q["fail_many"], params, prepare=True)
+            updated = {row[0] for row in await cur.fetchall()}
+        for item in batch:
+            if item.id not in updated:
+                self._report_lost(item.id, "failure")
+
+    async def _heartbeat_all(self) -> None:
+        leases = [
+            (job_id, lease)
+            for job_id, lease in self._active.items()
+            if job_id not in self.paused and job_id not in self._lost
+        ]
+        if not leases:
+            return
+        leases.sort(key=lambda pair: pair[0])
+        params = {
+            "ids": [job_id for job_id, _ in leases],
+            "fences": [lease.fence for _, lease in leases],
+            "lease": self._lease,
+        }
+        async with self._pool.connection() as conn:
+            sent = time.monotonic()
+            cur = await conn.execute(self._q["heartbeat_many"], params, prepare=True)
+            alive = {row[0] for row in await cur.fetchall()}
+        for job_id, lease in leases:
+            if job_id in alive:
+                lease.deadline = sent + self._lease_s
+            elif job_id in self._active:
+                self._report_lost(job_id, "heartbeat")
+
+    def _report_lost(self, job_id: JobId, what: str) -> None:
+        if job_id in self._lost:
+            return
+        if job_id in self._active:
+            self._lost.add(job_id)
+        log.warning(
+            "lost the lease of job %s: its %s changed nothing (the job was rescued, cancelled "
+            "or re-claimed by another worker, whose result stands)",
+            job_id,
+            what,
+            extra={"job_id": str(job_id)},
+        )

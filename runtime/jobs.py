@@ -1,0 +1,267 @@
+"""Jobs as Python sees them: ids, states, the stored row, the envelope and the job wrapper."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final, NewType, TypeVar
+
+__all__ = [
+    "ENVELOPE_VERSION",
+    "Job",
+    "JobContext",
+    "JobId",
+    "JobState",
+    "QueueStats",
+    "make_envelope",
+    "process_job",
+]
+
+JobId = NewType("JobId", uuid.UUID)
+
+#: Version of the envelope format written by ``make_envelope``.
+ENVELOPE_VERSION: Final = "1"
+
+#: The logger of the job wrapper and of ``JobContext.logger``.
+JOB_LOGGER_NAME: Final = "queues.jobs"
+_job_log = logging.getLogger(JOB_LOGGER_NAME)
+
+T = TypeVar("T")
+
+
+class JobState(StrEnum):
+    """A job's state; ``created`` and ``retry`` are queued, ``active`` is running."""
+
+    CREATED = "created"
+    RETRY = "retry"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+@dataclass(slots=True)
+class Job:
+    """One stored job."""
+
+    id: JobId
+    queue: str
+    state: JobState
+    data: dict[str, Any]
+    priority: int
+    retry_count: int
+    retry_limit: int
+    start_after: datetime
+    created_on: datetime
+    started_on: datetime | None
+    completed_on: datetime | None
+    output: Any
+    singleton_key: str | None
+    #: Claims so far; a worker's writes carry the value of its claim (fencing token).
+    fence: int = 0
+    #: When an active job's lease ends unless its worker heartbeats.
+    lease_until: datetime | None = None
+    #: Id of the copy put into the dead-letter queue, once the job failed for good.
+    dead_letter_id: JobId | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Job:
+        """Build a job from a row of the ``job_columns`` selection."""
+        return cls(
+            id=JobId(row["id"]),
+            queue=row["queue"],
+            state=JobState(row["state"]),
+            data=row["data"],
+            priority=row["priority"],
+            retry_count=row["retry_count"],
+            retry_limit=row["retry_limit"],
+            start_after=row["start_after"],
+            created_on=row["created_on"],
+            started_on=row["started_on"],
+            completed_on=row["completed_on"],
+            output=row["output"],
+            singleton_key=row["singleton_key"],
+            fence=row["fence"],
+            lease_until=row["lease_until"],
+            dead_letter_id=None if row["dead_letter_id"] is None else JobId(row["dead_letter_id"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Counts of one queue's jobs by state, as ``queues status`` shows them."""
+
+    queue: str
+    created: int
+    retry: int
+    active: int
+    completed: int
+    cancelled: int
+    failed: int
+    #: Failed jobs of this queue that were copied into its dead-letter queue.
+    dead_lettered: int
+    #: How long the oldest job that is due has been waiting; ``None`` when nothing is due.
+    oldest_waiting: timedelta | None
+
+    @property
+    def queued(self) -> int:
+        return self.created + self.retry
+
+    @property
+    def total(self) -> int:
+        return (
+            self.created + self.retry + self.active + self.completed + self.cancelled + self.failed
+        )
+
+
+def _utc_timestamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def make_envelope(
+    event: str, payload: Mapping[str, Any], *, source: str | None = None
+) -> dict[str, Any]:
+    """The job data of one event: ``{"event", "payload", "metadata"}`` (design section 7)."""
+    return {
+        "event": event,
+        "payload": payload if isinstance(payload, dict) else dict(payload),
+        "metadata": {
+            "source": source or "queues",
+            "timestamp": _utc_timestamp(),
+            "version": ENVELOPE_VERSION,
+        },
+    }
+
+
+HeartbeatFn = Callable[[], Awaitable[None]]
+
+
+class JobContext:
+    """What a handler gets besides its payload: the job's identity, data, logger, heartbeat."""
+
+    __slots__ = (
+        "_heartbeat",
+        "_logger",
+        "attempt",
+        "data",
+        "event",
+        "id",
+        "metadata",
+        "payload",
+        "queue",
+    )
+
+    def __init__(
+        self,
+        id: JobId,
+        queue: str,
+        data: Mapping[str, Any],
+        *,
+        attempt: int = 1,
+        heartbeat: HeartbeatFn | None = None,
+    ) -> None:
+        self.id = id
+        self.queue = queue
+        self.data: dict[str, Any] = data if isinstance(data, dict) else dict(data)
+        self.attempt = attempt
+        event = self.data.get("event")
+        if isinstance(event, str) and "payload" in self.data:
+            self.event: str | None = event
+            self.payload: Any = self.data["payload"]
+            metadata = self.data.get("metadata")
+            self.metadata: dict[str, Any] = metadata if isinstance(metadata, dict) else {}
+        else:
+            self.event = None
+            self.payload = self.data
+            self.metadata = {}
+        self._heartbeat = heartbeat
+        self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger (``queues.jobs``) whose records carry job_id, queue, event and attempt."""
+        if self._logger is None:
+            self._logger = logging.LoggerAdapter(
+                _job_log,
+                {
+                    "job_id": str(self.id),
+                    "queue": self.queue,
+                    "event": self.event,
+                    "attempt": self.attempt,
+                },
+            )
+        return self._logger
+
+    async def heartbeat(self) -> None:
+        """Extend this job's lease now (workers also do it for every active job on a timer)."""
+        if self._heartbeat is not None:
+            await self._heartbeat()
+
+    def __repr__(self) -> str:
+        return f"JobContext(id={self.id}, queue={self.queue!r}, event={self.event!r})"
+
+
+async def process_job(
+    ctx: JobContext,
+    action: Callable[[], Awaitable[T]],
+    *,
+    label: str | None = None,
+    entity_id: str | None = None,
+) -> T:
+    """Run ``action`` for one job, logging its start, its end with the duration, or its failure.
+
+    Records go to the ``queues.jobs`` logger with the ``extra`` fields job_id, queue, event,
+    entity_id, attempt, metadata (and duration_ms at the end). The action's error is re-raised.
+    """
+    name = label or ctx.event or ctx.queue
+    shown_id = entity_id if entity_id is not None else str(ctx.id)
+    extra: dict[str, Any] | None = None
+    if _job_log.isEnabledFor(logging.INFO):
+        extra = _extra(ctx, entity_id)
+        _job_log.info("Starting: %s | ID: %s", name, shown_id, extra=extra)
+    started = time.perf_counter()
+    try:
+        result = await action()
+    except BaseException as exc:
+        if _job_log.isEnabledFor(logging.ERROR):
+            duration = round((time.perf_counter() - started) * 1000.0, 3)
+            failure = {**(extra or _extra(ctx, entity_id)), "duration_ms": duration}
+            failure["error"] = f"{type(exc).__name__}: {exc}"
+            cancelled = isinstance(exc, asyncio.CancelledError)
+            _job_log.error(
+                "Failed: %s | ID: %s after %.1f ms: %s",
+                name,
+                shown_id,
+                duration,
+                "cancelled" if cancelled else failure["error"],
+                extra=failure,
+                exc_info=not cancelled,
+            )
+        raise
+    if extra is not None:
+        duration = round((time.perf_counter() - started) * 1000.0, 3)
+        _job_log.info(
+            "Finished: %s | ID: %s in %.1f ms",
+            name,
+            shown_id,
+            duration,
+            extra={**extra, "duration_ms": duration},
+        )
+    return result
+
+
+def _extra(ctx: JobContext, entity_id: str | None) -> dict[str, Any]:
+    return {
+        "job_id": str(ctx.id),
+        "queue": ctx.queue,
+        "event": ctx.event,
+        "entity_id": entity_id,
+        "attempt": ctx.attempt,
+        "metadata": ctx.metadata,
+    }

@@ -1,0 +1,285 @@
+"""The ``Worker``: claims jobs of one queue and runs a processor on each, concurrently.
+
+It claims with ``FOR UPDATE SKIP LOCKED`` in batches sized to its free slots, runs up to
+``concurrency`` processors at once, hands results to the Boss's batched writer, and sleeps
+until a notification or the poll interval when the queue is empty. ``stop()`` stops claiming,
+lets running jobs finish up to a grace period, then cancels the rest and hands them back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from ._ident import validate_queue_name
+from ._options import Duration, positive_int, seconds
+from ._payload import encode_output, error_document
+from .errors import ConfigurationError, PermanentJobError
+from .jobs import JobContext, JobId
+
+if TYPE_CHECKING:
+    from ._runtime import WorkerRuntime
+    from .client import Boss
+
+__all__ = ["Worker", "start_workers"]
+
+log = logging.getLogger("queues.worker")
+
+Processor = Callable[[JobContext], Awaitable[object]]
+
+
+@dataclass(slots=True)
+class _Running:
+    task: asyncio.Task[None] | None
+    fence: int
+    handed_back: bool = False
+
+
+class Worker:
+    """Processes the jobs of one queue with ``processor`` (an async function of a JobContext)."""
+
+    queue: str
+
+    def __init__(
+        self,
+        boss: Boss,
+        queue: str,
+        processor: Processor,
+        *,
+        concurrency: int = 10,
+        label: str | None = None,
+        batch_size: int | None = None,
+        poll_interval: Duration | None = None,
+        shutdown_grace: Duration = timedelta(seconds=30),
+    ) -> None:
+        self.queue = validate_queue_name(queue)
+        self.concurrency = positive_int("concurrency", concurrency)
+        self.label = label or queue
+        #: Most jobs claimed at once (default: the free slots, up to ``concurrency``).
+        self.batch_size = None if batch_size is None else positive_int("batch_size", batch_size)
+        self.poll_interval = (
+            boss.poll_interval if poll_interval is None else seconds("poll_interval", poll_interval)
+        )
+        self.shutdown_grace = seconds("shutdown_grace", shutdown_grace, allow_zero=True)
+        self.boss = boss
+        self._boss = boss
+        self._processor = processor
+        self._executor: ThreadPoolExecutor | None = None
+        self._runtime: WorkerRuntime | None = None
+        self._running: dict[JobId, _Running] = {}
+        self._wake = asyncio.Event()
+        self._slot = asyncio.Event()
+        self._hurry = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self._expire_s = 0.0
+
+    def __repr__(self) -> str:
+        return f"Worker({self.label!r}, queue={self.queue!r}, concurrency={self.concurrency})"
+
+    @property
+    def running(self) -> bool:
+        """True between ``start()`` and the end of ``stop()``."""
+        return self._loop_task is not None and not self._stopped.is_set()
+
+    @property
+    def active_jobs(self) -> int:
+        return len(self._running)
+
+    async def start(self) -> None:
+        """Start processing in the background; returns once the worker runs."""
+        if self._loop_task is not None:
+            if self._stopping:
+                raise ConfigurationError(f"worker {self.label!r} was stopped; make a new one")
+            return
+        info = await self._boss._queue_info(self.queue)
+        self._expire_s = info.expire_in.total_seconds()
+        self._runtime = await self._boss._attach(self)
+        self._runtime.subscribe(self.queue, self._wake)
+        self._loop_task = asyncio.get_running_loop().create_task(
+            self._claim_loop(), name=f"queues-worker:{self.label}"
+        )
+
+    # -- claiming ----------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        runtime = self._runtime
+        assert runtime is not None
+        failures = 0
+        while not self._stopping:
+            free = self.concurrency - len(self._running)
+            if free <= 0:
+                self._slot.clear()
+                await self._slot.wait()
+                continue
+            self._wake.clear()
+            want = min(free, self.batch_size or self.concurrency)
+            try:
+                rows = await runtime.claim(self.queue, want)
+            except Exception as exc:
+                failures += 1
+                delay = min(0.05 * 2**failures, 2.0)
+                log.warning(
+                    "worker %s: claiming failed (%s: %s); retrying in %.2fs",
+                    self.label,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                await self._pause(delay)
+                continue
+            failures = 0
+            for row in rows:
+                self._launch(runtime, row)
+            if len(rows) < want:
+                await self._pause(self.poll_interval)
+
+    async def _pause(self, delay: float) -> None:
+        """Sleep until woken (a notification, a stop) or ``delay`` passes."""
+        if self._stopping:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), delay)
+
+    def _launch(self, runtime: WorkerRuntime, row: tuple[Any, ...]) -> None:
+        job_id: JobId = row[0]
+        fence: int = row[1]
+        writer = runtime.writer
+
+        async def heartbeat() -> None:
+            await writer.heartbeat_one(job_id, fence)
+
+        ctx = JobContext(job_id, self.queue, row[3], attempt=row[2] + 1, heartbeat=heartbeat)
+        writer.track(job_id, fence)
+        running = _Running(None, fence)
+        self._running[job_id] = running
+        running.task = asyncio.get_running_loop().create_task(self._execute(ctx, running))
+
+    async def _execute(self, ctx: JobContext, running: _Running) -> None:
+        runtime = self._runtime
+        assert runtime is not None
+        timeout = asyncio.timeout(self._expire_s)
+        try:
+            async with timeout:
+                result = await self._processor(ctx)
+        except BaseException as exc:  # nothing a handler does may kill the worker
+            if not running.handed_back:
+                if timeout.expired():
+                    error = error_document(
+                        f"the attempt ran longer than expire_in ({self._expire_s:g}s) and was "
+                        "cancelled",
+                        kind="JobExpired",
+                    )
+                    runtime.writer.fail(ctx.id, running.fence, error, False)
+                else:
+                    permanent = isinstance(exc, PermanentJobError)
+                    runtime.writer.fail(ctx.id, running.fence, error_document(exc), permanent)
+        else:
+            if not running.handed_back:
+                runtime.writer.complete(ctx.id, running.fence, encode_output(result))
+        finally:
+            self._running.pop(ctx.id, None)
+            self._slot.set()
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    async def stop(self, *, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Stop claiming, let running jobs finish for up to ``timeout`` seconds (default
+        ``shutdown_grace``), then cancel the rest and hand them back without using an attempt.
+
+        Calling it again while a stop is under way cuts the grace period short.
+        """
+        if self._loop_task is None:
+            return
+        if self._stopping:
+            self._hurry.set()
+            await self._stopped.wait()
+            return
+        grace = self.shutdown_grace if timeout is None else max(0.0, float(timeout))
+        self._stopping = True
+        self._wake.set()
+        self._slot.set()
+        await asyncio.gather(self._loop_task, return_exceptions=True)
+        try:
+            await self._drain(grace)
+        finally:
+            runtime = self._runtime
+            if runtime is not None:
+                runtime.unsubscribe(self.queue, self._wake)
+                await runtime.writer.flush(timeout=max(grace, 5.0))
+            if self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+            self._boss._detach(self)
+            self._stopped.set()
+
+    async def _drain(self, grace: float) -> None:
+        tasks = [r.task for r in self._running.values() if r.task is not None]
+        if tasks:
+            hurry: asyncio.Future[Any] = asyncio.ensure_future(self._hurry.wait())
+            try:
+                deadline = time.monotonic() + grace
+                pending: set[asyncio.Future[Any]] = set(tasks)
+                while pending and not self._hurry.is_set():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    _, pending = await asyncio.wait(
+                        pending | {hurry}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    pending.discard(hurry)
+            finally:
+                hurry.cancel()
+        leftovers = [(job_id, r) for job_id, r in self._running.items() if r.task is not None]
+        if not leftovers:
+            return
+        runtime = self._runtime
+        assert runtime is not None
+        for job_id, running in leftovers:
+            running.handed_back = True
+            runtime.writer.untrack(job_id)
+            assert running.task is not None
+            running.task.cancel()
+        returned = await runtime.hand_back([(job_id, r.fence) for job_id, r in leftovers])
+        log.info(
+            "worker %s: handed back %d unfinished jobs after %.1fs grace",
+            self.label,
+            returned,
+            grace,
+        )
+        unwinding = [r.task for _, r in leftovers if r.task is not None]
+        await asyncio.wait(unwinding, timeout=1.0)
+
+
+async def start_workers(*workers: Worker) -> None:
+    """Start every worker; log once that all run. On a failure, stop the ones already started
+    and re-raise the error with a note naming the worker that failed."""
+    started: list[Worker] = []
+    for worker in workers:
+        try:
+            await worker.start()
+        except BaseException as exc:
+            log.error("worker %s (queue %s) failed to start: %s", worker.label, worker.queue, exc)
+            for other in reversed(started):
+                try:
+                    await other.stop(timeout=0)
+                except Exception as stop_error:
+                    log.error("stopping worker %s failed: %r", other.label, stop_error)
+            exc.add_note(
+                f"while starting worker {worker.label!r} (queue {worker.queue!r}); "
+                f"the {len(started)} workers started before it were stopped"
+            )
+            raise
+        started.append(worker)
+    log.info(
+        "%d workers running: %s",
+        len(started),
+        ", ".join(f"{w.label} (concurrency {w.concurrency})" for w in started),
+    )
