@@ -1,0 +1,1 @@
+"""The benchmark harness behind bench/run.py: environments, runs, statistics and reports."""

@@ -1,0 +1,175 @@
+"""Benchmark this project against pg-boss, pgqueuer, procrastinate and the raw SQL floor.
+
+    python bench/run.py                 # full: 3 rounds of 20,000 jobs -> bench/results/latest.*
+    python bench/run.py --quick         # a few seconds per system -> bench/results/quick/
+    python bench/run.py --systems queues pgboss --kinds work_c10 latency --rounds 1
+
+The peers are installed by the harness under bench/.cache (PyPI virtualenvs, npm for pg-boss);
+one that cannot be installed is reported as unavailable. Every system gets a fresh database per
+run on the server at --dsn (the role must be allowed to CREATE DATABASE). The exit status is 1
+when a run of this project or the floor failed, never because of a peer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(1, str(REPO))
+
+from benchlib import db  # noqa: E402
+from benchlib.codegen_bench import time_codegen  # noqa: E402
+from benchlib.envs import Env  # noqa: E402
+from benchlib.machine import machine_info  # noqa: E402
+from benchlib.report import write_json, write_markdown  # noqa: E402
+from benchlib.runner import RUN_KINDS, Context, Sample, StepError, log, run_driver  # noqa: E402
+from benchlib.stats import METRICS, summarize  # noqa: E402
+from benchlib.systems import System, systems_by_name  # noqa: E402
+from benchlib.targets import check_targets  # noqa: E402
+
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+KINDS = [*RUN_KINDS, "codegen"]
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="1 round of 1,000 jobs (CI smoke run)")
+    p.add_argument("--rounds", type=int, help="rounds (default 3, quick 1)")
+    p.add_argument("--jobs", type=int, help="jobs per run (default 20,000, quick 1,000)")
+    p.add_argument("--systems", nargs="+", help="queues floor pgboss pgqueuer procrastinate")
+    p.add_argument("--kinds", nargs="+", choices=KINDS, help="which runs (default all)")
+    p.add_argument(
+        "--dsn",
+        default=os.environ.get("QUEUES_BENCH_DSN")
+        or os.environ.get("QUEUES_TEST_DSN")
+        or os.environ.get("QUEUES_DSN")
+        or DEFAULT_DSN,
+        help="a server where the role may CREATE DATABASE (default: $QUEUES_BENCH_DSN, "
+        f"$QUEUES_TEST_DSN, $QUEUES_DSN, else {DEFAULT_DSN})",
+    )
+    p.add_argument("--out", type=Path, help="results folder (default bench/results[/quick])")
+    p.add_argument("--cache", type=Path, default=BENCH / ".cache", help="peer installs")
+    p.add_argument("--no-upgrade", action="store_true", help="reuse cached peer installs")
+    return p.parse_args(argv)
+
+
+def _prepare(systems: list[System], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Install each system's environment and ask its driver for its version."""
+    info: dict[str, dict[str, Any]] = {}
+    upgrade = not (args.quick or args.no_upgrade)
+    for system in systems:
+        entry: dict[str, Any] = {"label": system.label, "notes": system.notes, "ours": system.ours}
+        env = system.prepare(args.cache, upgrade=upgrade)
+        if env.ok:
+            try:
+                data = run_driver(system, env, {"phase": "version", "dsn": args.dsn}, 120).data
+                entry["version"] = data.pop("version")
+                entry["details"] = {k: v for k, v in data.items() if k != "ok"}
+            except StepError as exc:
+                env = Env(False, reason=str(exc))
+        entry.update(available=env.ok, reason=env.reason, env=env, install_s=round(env.seconds, 1))
+        log(
+            f"{system.name}: "
+            + (entry.get("version", "") if env.ok else f"UNAVAILABLE {env.reason}")
+        )
+        if not env.ok and system.ours:
+            raise SystemExit(f"cannot run {system.name}: {env.reason}")
+        info[system.name] = entry
+    return info
+
+
+def _rounds(
+    systems: list[System], info: dict[str, dict[str, Any]], args: argparse.Namespace,
+    rounds: int, jobs: int, kinds: list[str],
+) -> tuple[list[Sample], list[dict[str, Any]]]:  # fmt: skip
+    samples: list[Sample] = []
+    errors: list[dict[str, Any]] = []
+    ready = [s for s in systems if info[s.name]["available"]]
+    for r in range(1, rounds + 1):
+        order = ready[(r - 1) % len(ready) :] + ready[: (r - 1) % len(ready)]
+        ctx = Context(args.dsn, jobs, 50 if args.quick else 200, 10.0, r, steady_check=r == 1)
+        for kind in kinds:
+            if kind == "codegen":
+                if "queues" in info:
+                    samples.append(Sample("queues", r, "codegen_s", time_codegen(REPO, 200)))
+                    log(f"[round {r}/{rounds}] codegen queues: {samples[-1].value:.2f} s")
+                continue
+            for system in order:
+                if kind == "work_batch" and not system.batch_variants:
+                    continue
+                env: Env = info[system.name]["env"]
+                try:
+                    got = RUN_KINDS[kind](system, env, ctx)
+                except Exception as exc:
+                    if not isinstance(exc, StepError):
+                        traceback.print_exc()
+                    errors.append(
+                        {"round": r, "system": system.name, "kind": kind, "error": str(exc)}
+                    )
+                    log(f"[round {r}/{rounds}] {kind} {system.name}: FAILED {exc}")
+                    continue
+                samples += got
+                shown = ", ".join(f"{s.metric}={s.value:,.2f}" for s in got)
+                log(f"[round {r}/{rounds}] {kind} {system.name}: {shown}")
+    return samples, errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
+    rounds = args.rounds or (1 if args.quick else 3)
+    jobs = args.jobs or (1_000 if args.quick else 20_000)
+    kinds = args.kinds or KINDS
+    systems = systems_by_name(args.systems)
+    partial = bool(args.systems or args.kinds or args.jobs or (args.rounds and args.rounds < 3))
+    out = args.out or BENCH / "results" / ("quick" if args.quick else "partial" if partial else "")
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    log(f"benchmark: {rounds} round(s) x {jobs:,} jobs, results -> {out}")
+
+    info = _prepare(systems, args)
+    samples, errors = _rounds(systems, info, args, rounds, jobs, kinds)
+    summary = summarize(samples)
+    checks = check_targets(samples)
+    report: dict[str, Any] = {
+        "command": "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "finished_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "duration_s": round(time.time() - started, 1),
+        "config": {"rounds": rounds, "jobs": jobs, "latency_jobs": 50 if args.quick else 200,
+                   "latency_interval_ms": 10.0, "kinds": kinds, "quick": args.quick},
+        "machine": machine_info(),
+        "postgres": db.server_facts(args.dsn),
+        "systems": {k: {f: v for f, v in e.items() if f != "env"} for k, e in info.items()},
+        "errors": errors,
+    }  # fmt: skip
+    write_json(out / "latest.json", report, samples, summary, checks)
+    text = write_markdown(out / "latest.md", report, summary, checks)
+    try:
+        from benchlib.chart import write_chart
+
+        write_chart(out / "latest.png", summary, {k: e["label"] for k, e in info.items()})
+    except ImportError as exc:
+        log(f"no chart: {exc} (install matplotlib)")
+    print(text)
+    ours_failed = [e for e in errors if info[e["system"]]["ours"]]
+    missing = [m.key for m in METRICS if m.key.startswith("enqueue") and m.key not in summary]
+    if ours_failed:
+        log(f"{len(ours_failed)} run(s) of this project or the floor failed")
+        return 1
+    if missing and set(kinds) >= {"enqueue_serial", "enqueue_50", "enqueue_batch"}:
+        log(f"metrics missing: {missing}")
+        return 1
+    log(f"done in {time.time() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
