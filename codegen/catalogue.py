@@ -219,8 +219,6 @@ def _shape_errors(source: Source, exc: PydanticValidationError) -> list[Catalogu
     for item in exc.errors(include_url=False, include_context=True):
         loc: Path = tuple(p for p in item["loc"] if isinstance(p, str | int))
         kind = item["type"]
-        # pydantic names the branch of a union in the location; drop it
-        loc = tuple(p for p in loc if p not in {"function-after[check(), timedelta]"})
         if kind == "extra_forbidden":
             key = str(loc[-1])
             model = _model_at(loc[:-1])

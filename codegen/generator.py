@@ -11,7 +11,8 @@ from .catalogue import Catalogue, load_catalogue, parse_catalogue
 from .errors import CatalogueError, CatalogueInvalid, Path
 from .examples import check_examples
 from .layout import docstring
-from .payloads import ModelsJob, ModelsModule, finish_models, models_job, run_jobs
+from .parallel import ModelsRunner
+from .payloads import ModelsJob, ModelsModule, finish_models, models_job
 from .plan import build_plan
 from .render import header_for, render_tree
 from .source import Source
@@ -24,16 +25,24 @@ def generate_files(catalogue_path: FilePath, display_name: str | None = None) ->
 
     Raises ``CatalogueInvalid`` (with every error found) when the catalogue is invalid.
     """
-    catalogue, source = load_catalogue(catalogue_path, display_name)
-    return _files(catalogue, source, catalogue_path.name)
+    try:
+        size = catalogue_path.stat().st_size
+    except OSError:
+        size = 0
+    with ModelsRunner(size) as runner:
+        catalogue, source = load_catalogue(catalogue_path, display_name)
+        return _files(catalogue, source, catalogue_path.name, runner)
 
 
 def generate_files_from_text(text: str, file_name: str = "queues.yaml") -> dict[str, str]:
-    catalogue, source = parse_catalogue(text, file_name)
-    return _files(catalogue, source, file_name)
+    with ModelsRunner(len(text.encode())) as runner:
+        catalogue, source = parse_catalogue(text, file_name)
+        return _files(catalogue, source, file_name, runner)
 
 
-def _files(catalogue: Catalogue, source: Source, file_name: str) -> dict[str, str]:
+def _files(
+    catalogue: Catalogue, source: Source, file_name: str, runner: ModelsRunner
+) -> dict[str, str]:
     header = header_for(file_name)
     inputs: list[_DomainInput] = []
     for domain_name, domain in catalogue.domains.items():
@@ -51,7 +60,7 @@ def _files(catalogue: Catalogue, source: Source, file_name: str) -> dict[str, st
         inputs.append(item)
 
     jobs = [item.job for item in inputs if item.job is not None]
-    texts = iter(run_jobs(jobs))
+    texts = iter(runner.run(jobs))
     models: dict[str, ModelsModule] = {}
     errors: list[CatalogueError] = []
     for item in inputs:

@@ -10,14 +10,10 @@ names (``primary-first``) and names inline objects after their parent
 from __future__ import annotations
 
 import ast
-import multiprocessing as mp
-import os
 import tempfile
 import textwrap
-import threading
 import warnings
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path as FilePath
 from typing import Any
@@ -31,12 +27,10 @@ __all__ = [
     "finish_models",
     "generate_module",
     "models_job",
-    "run_jobs",
     "wrap_text",
 ]
 
 DOC_WIDTH = 88
-_PARALLEL_THRESHOLD = 40  # models; below it the process pool costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -84,31 +78,6 @@ def models_job(
     first = next(iter(combined))
     root = {"$defs": combined, "$ref": f"#/$defs/{first}"}
     return ModelsJob(root=root, class_name=first, header=f'{header}\n\n"""{docstring}"""')
-
-
-def run_jobs(jobs: Sequence[ModelsJob]) -> list[str]:
-    """Run ``generate()`` for every job; in parallel processes when that pays off.
-
-    datamodel-code-generator costs about 15 ms per model and holds the GIL, so large catalogues
-    are split across processes, one domain per task (forked, so nothing is imported twice;
-    only from a single-threaded process). The output does not depend on how the work was split.
-    """
-    import datamodel_code_generator  # noqa: F401  (imported once, before any fork)
-
-    models = sum(len(job.root["$defs"]) for job in jobs)
-    workers = min(len(jobs), os.cpu_count() or 1)
-    forkable = "fork" in mp.get_all_start_methods() and threading.active_count() == 1
-    if workers < 2 or models < _PARALLEL_THRESHOLD or not forkable:
-        return [generate_module(job) for job in jobs]
-    # biggest domains first, so that the workers finish together
-    order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i].root["$defs"]))
-    texts: list[str] = [""] * len(jobs)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
-        for index, text in zip(
-            order, pool.map(generate_module, [jobs[i] for i in order]), strict=True
-        ):
-            texts[index] = text
-    return texts
 
 
 def finish_models(

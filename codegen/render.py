@@ -96,19 +96,18 @@ def _signature(head: str, params: Iterable[str], tail: str) -> Call:
     return Call(head, list(params), tail)
 
 
-# SyncBoss has no ``source`` attribute (yet); its jobs carry make_envelope's default source.
-_SOURCE_ATTRIBUTE = {"Boss": True, "SyncBoss": False}
-
-
-def _envelope(event: EventPlan, variable: str, boss: str = "Boss") -> Call:
-    args = [py_str(event.name), f'{variable}.model_dump(mode="json")']
-    if _SOURCE_ATTRIBUTE[boss]:
-        args.append("source=boss.source")
+def _envelope(event: EventPlan, variable: str) -> Call:
+    """The job data: event name, JSON payload (wire names), the ``Boss``'s ``source``."""
+    args = [
+        py_str(event.name),
+        f'{variable}.model_dump(mode="json", by_alias=True)',
+        "source=boss.source",
+    ]
     return Call("make_envelope(", args)
 
 
-def _envelopes(event: EventPlan, boss: str = "Boss") -> Comprehension:
-    return Comprehension(_envelope(event, "payload", boss), "for payload in payloads")
+def _envelopes(event: EventPlan) -> Comprehension:
+    return Comprehension(_envelope(event, "payload"), "for payload in payloads")
 
 
 def _enqueue_names(domain: DomainPlan) -> list[str]:

@@ -165,3 +165,10 @@ def test_repository_generated_package_is_current() -> None:
     done = run_module("generate", "--check")
     assert done.returncode == 0, done.stdout + done.stderr
     assert (REPO / "generated" / "py.typed").exists()
+
+
+def test_missing_catalogue_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.yaml"
+    assert main(["generate", "--catalogue", str(missing), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{missing}:1: (file): cannot read catalogue: No such file or directory")

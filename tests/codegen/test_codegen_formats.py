@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -96,3 +97,38 @@ def test_invalid_values_are_rejected(model: Any, fmt: str, value: Any) -> None:
 def test_additional_properties_false_forbids_extra_fields(model: Any) -> None:
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         model.model_validate({"unexpected": 1})
+
+
+def test_fields_named_like_builtins_keep_their_wire_names(tmp_path: Path) -> None:
+    """datamodel-code-generator renames ``list`` to ``list_`` (alias "list"): the generated
+    enqueue functions dump by alias, so the worker's validation sees the declared names."""
+    text = """\
+version: 1
+domains:
+  wire:
+    queues:
+      q:
+        events:
+          named-like-builtins:
+            payload:
+              type: object
+              required: [list, str]
+              properties:
+                list: {type: array, items: {type: string}}
+                str: {type: string}
+                type: {type: string}
+"""
+    files = generate_files_from_text(text)
+    assert 'payload.model_dump(mode="json", by_alias=True)' in files["wire/enqueue.py"]
+    write_tree(tmp_path / "pkgwire", files)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        model = importlib.import_module("pkgwire.wire").NamedLikeBuiltins
+        payload = model.model_validate({"list": ["a"], "str": "b", "type": "c"})
+        dumped = payload.model_dump(mode="json", by_alias=True)
+        assert dumped == {"list": ["a"], "str": "b", "type": "c"}
+        assert model.model_validate(dumped) == payload
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m.startswith("pkgwire")]:
+            del sys.modules[name]

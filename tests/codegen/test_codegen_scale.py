@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 import yaml_text
-from codegen_helpers import run_ruff
+from codegen_helpers import run_module, run_ruff
 
-from codegen import names
-from codegen.generator import generate_files_from_text
+from codegen import names, parallel
+from codegen.generator import generate_files, generate_files_from_text
 from codegen.writer import write_tree
 
 
@@ -88,3 +88,22 @@ domains:
     assert code == 0, output
     package: Any = importlib.import_module("pkglong")
     assert package.QUEUES[1].name == f"{domain}.{queue}"
+
+
+def test_parallel_and_serial_generation_agree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Big catalogues are generated in worker processes; the bytes must not depend on it."""
+    catalogue = tmp_path / "big.yaml"
+    catalogue.write_text(yaml_text.catalogue(domains=3, queues=2, events=8))
+    assert catalogue.stat().st_size >= parallel.PARALLEL_MIN_BYTES
+    done = run_module("generate", "--catalogue", str(catalogue), "--out", str(tmp_path / "par"))
+    assert done.returncode == 0, done.stderr
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 10**12)
+    serial = generate_files(catalogue)
+    on_disk = {
+        p.relative_to(tmp_path / "par").as_posix(): p.read_text()
+        for p in (tmp_path / "par").rglob("*")
+        if p.is_file()
+    }
+    assert on_disk == serial

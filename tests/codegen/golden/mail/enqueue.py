@@ -36,7 +36,11 @@ async def enqueue_mail_requested(
     """Enqueue one ``mail-requested`` job on queue ``mail.outbox``."""
     return await boss.send(
         "mail.outbox",
-        make_envelope("mail-requested", payload.model_dump(mode="json"), source=boss.source),
+        make_envelope(
+            "mail-requested",
+            payload.model_dump(mode="json", by_alias=True),
+            source=boss.source,
+        ),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -56,7 +60,11 @@ async def enqueue_mail_requested_many(
     return await boss.send_many(
         "mail.outbox",
         [
-            make_envelope("mail-requested", payload.model_dump(mode="json"), source=boss.source)
+            make_envelope(
+                "mail-requested",
+                payload.model_dump(mode="json", by_alias=True),
+                source=boss.source,
+            )
             for payload in payloads
         ],
         conn=conn,
@@ -77,7 +85,11 @@ def enqueue_mail_requested_sync(
     """Enqueue one ``mail-requested`` job on queue ``mail.outbox`` (sync path, ``SyncBoss``)."""
     return boss.send(
         "mail.outbox",
-        make_envelope("mail-requested", payload.model_dump(mode="json")),
+        make_envelope(
+            "mail-requested",
+            payload.model_dump(mode="json", by_alias=True),
+            source=boss.source,
+        ),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -98,7 +110,14 @@ def enqueue_mail_requested_many_sync(
     """
     return boss.send_many(
         "mail.outbox",
-        [make_envelope("mail-requested", payload.model_dump(mode="json")) for payload in payloads],
+        [
+            make_envelope(
+                "mail-requested",
+                payload.model_dump(mode="json", by_alias=True),
+                source=boss.source,
+            )
+            for payload in payloads
+        ],
         conn=conn,
         start_after=start_after,
         priority=priority,

@@ -47,7 +47,11 @@ async def enqueue_order_placed(
     """
     return await boss.send(
         "shop.orders",
-        make_envelope("order-placed", payload.model_dump(mode="json"), source=boss.source),
+        make_envelope(
+            "order-placed",
+            payload.model_dump(mode="json", by_alias=True),
+            source=boss.source,
+        ),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -70,7 +74,11 @@ async def enqueue_order_placed_many(
     return await boss.send_many(
         "shop.orders",
         [
-            make_envelope("order-placed", payload.model_dump(mode="json"), source=boss.source)
+            make_envelope(
+                "order-placed",
+                payload.model_dump(mode="json", by_alias=True),
+                source=boss.source,
+            )
             for payload in payloads
         ],
         conn=conn,
@@ -94,7 +102,11 @@ def enqueue_order_placed_sync(
     """
     return boss.send(
         "shop.orders",
-        make_envelope("order-placed", payload.model_dump(mode="json")),
+        make_envelope(
+            "order-placed",
+            payload.model_dump(mode="json", by_alias=True),
+            source=boss.source,
+        ),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -117,7 +129,14 @@ def enqueue_order_placed_many_sync(
     """
     return boss.send_many(
         "shop.orders",
-        [make_envelope("order-placed", payload.model_dump(mode="json")) for payload in payloads],
+        [
+            make_envelope(
+                "order-placed",
+                payload.model_dump(mode="json", by_alias=True),
+                source=boss.source,
+            )
+            for payload in payloads
+        ],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -136,7 +155,11 @@ async def enqueue_order_cancelled(
     """Enqueue one ``order-cancelled`` job on queue ``shop.orders``."""
     return await boss.send(
         "shop.orders",
-        make_envelope("order-cancelled", payload.model_dump(mode="json"), source=boss.source),
+        make_envelope(
+            "order-cancelled",
+            payload.model_dump(mode="json", by_alias=True),
+            source=boss.source,
+        ),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -156,7 +179,11 @@ async def enqueue_order_cancelled_many(
     return await boss.send_many(
         "shop.orders",
         [
-            make_envelope("order-cancelled", payload.model_dump(mode="json"), source=boss.source)
+            make_envelope(
+                "order-cancelled",
+                payload.model_dump(mode="json", by_alias=True),
+                source=boss.source,
+            )
             for payload in payloads
         ],
         conn=conn,
@@ -177,7 +204,11 @@ def enqueue_order_cancelled_sync(
     """Enqueue one ``order-cancelled`` job on queue ``shop.orders`` (sync path, ``SyncBoss``)."""
     return boss.send(
         "shop.orders",
-        make_envelope("order-cancelled", payload.model_dump(mode="json")),
+        make_envelope(
+            "order-cancelled",
+            payload.model_dump(mode="json", by_alias=True),
+            source=boss.source,
+        ),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -198,7 +229,14 @@ def enqueue_order_cancelled_many_sync(
     """
     return boss.send_many(
         "shop.orders",
-        [make_envelope("order-cancelled", payload.model_dump(mode="json")) for payload in payloads],
+        [
+            make_envelope(
+                "order-cancelled",
+                payload.model_dump(mode="json", by_alias=True),
+                source=boss.source,
+            )
+            for payload in payloads
+        ],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -217,7 +255,11 @@ async def enqueue_stock_changed_v2(
     """Enqueue one ``stock-changed-v2`` job on queue ``shop.v2-sync``."""
     return await boss.send(
         "shop.v2-sync",
-        make_envelope("stock-changed-v2", payload.model_dump(mode="json"), source=boss.source),
+        make_envelope(
+            "stock-changed-v2",
+            payload.model_dump(mode="json", by_alias=True),
+            source=boss.source,
+        ),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -237,7 +279,11 @@ async def enqueue_stock_changed_v2_many(
     return await boss.send_many(
         "shop.v2-sync",
         [
-            make_envelope("stock-changed-v2", payload.model_dump(mode="json"), source=boss.source)
+            make_envelope(
+                "stock-changed-v2",
+                payload.model_dump(mode="json", by_alias=True),
+                source=boss.source,
+            )
             for payload in payloads
         ],
         conn=conn,
@@ -260,7 +306,11 @@ def enqueue_stock_changed_v2_sync(
     """
     return boss.send(
         "shop.v2-sync",
-        make_envelope("stock-changed-v2", payload.model_dump(mode="json")),
+        make_envelope(
+            "stock-changed-v2",
+            payload.model_dump(mode="json", by_alias=True),
+            source=boss.source,
+        ),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -282,7 +332,11 @@ def enqueue_stock_changed_v2_many_sync(
     return boss.send_many(
         "shop.v2-sync",
         [
-            make_envelope("stock-changed-v2", payload.model_dump(mode="json"))
+            make_envelope(
+                "stock-changed-v2",
+                payload.model_dump(mode="json", by_alias=True),
+                source=boss.source,
+            )
             for payload in payloads
         ],
         conn=conn,
