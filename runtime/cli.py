@@ -237,7 +237,9 @@ def _non_negative_float(text: str) -> float:
 def _generate(argv: list[str]) -> int:
     try:
         from codegen.cli import main as codegen_main
-    except ModuleNotFoundError as exc:
+
+        return int(codegen_main(argv) or 0)
+    except ModuleNotFoundError as exc:  # the generator imports its dependencies lazily too
         missing = exc.name or "?"
         if missing.split(".")[0] in _CODEGEN_MODULES or missing.startswith("codegen"):
             return _error(
@@ -246,7 +248,6 @@ def _generate(argv: list[str]) -> int:
                 code=2,
             )
         raise
-    return int(codegen_main(argv) or 0)
 
 
 def _demo(argv: list[str]) -> int:
