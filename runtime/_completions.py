@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -191,16 +192,21 @@ class CompletionWriter:
         self._failed = [item for item in self._failed if item.deadline > now]
 
     async def _write_results(self) -> None:
+        """Write everything buffered; on an error the unwritten part stays buffered."""
         if self._done:
-            batch = sorted(self._done, key=lambda item: item.id)
-            await self._write_done(batch)
-            written = {item.id for item in batch}
-            self._done = [item for item in self._done if item.id not in written]
+            done, self._done = self._done, []
+            try:
+                await self._write_done(done)
+            except BaseException:
+                self._done[:0] = done
+                raise
         if self._failed:
-            failed = sorted(self._failed, key=lambda item: item.id)
-            await self._write_failed(failed)
-            written = {item.id for item in failed}
-            self._failed = [item for item in self._failed if item.id not in written]
+            failed, self._failed = self._failed, []
+            try:
+                await self._write_failed(failed)
+            except BaseException:
+                self._failed[:0] = failed
+                raise
 
     async def _write_done(self, batch: list[_Done]) -> None:
         params = {
@@ -210,11 +216,9 @@ class CompletionWriter:
         }
         async with self._pool.connection() as conn:
             cur = await conn.execute(self._q["complete_many"], params, prepare=True)
-            updated = {row[0] for row in await cur.fetchall()}
-        if len(updated) < len(batch):
-            for item in batch:
-                if item.id not in updated:
-                    self._report_lost(item.id, "completion")
+            written = await cur.fetchall()
+        if len(written) < len(batch):
+            self._report_unwritten(batch, written, "completion")
 
     async def _write_failed(self, batch: list[_Failed]) -> None:
         params = {
@@ -225,10 +229,17 @@ class CompletionWriter:
         }
         async with self._pool.connection() as conn:
             cur = await conn.execute(self._q["fail_many"], params, prepare=True)
-            updated = {row[0] for row in await cur.fetchall()}
+            written = await cur.fetchall()
+        if len(written) < len(batch):
+            self._report_unwritten(batch, written, "failure")
+
+    def _report_unwritten(
+        self, batch: Sequence[_Done | _Failed], written: list[tuple[Any, ...]], what: str
+    ) -> None:
+        updated = {row[0] for row in written}
         for item in batch:
             if item.id not in updated:
-                self._report_lost(item.id, "failure")
+                self._report_lost(item.id, what)
 
     async def _heartbeat_all(self) -> None:
         leases = [
@@ -238,7 +249,6 @@ class CompletionWriter:
         ]
         if not leases:
             return
-        leases.sort(key=lambda pair: pair[0])
         params = {
             "ids": [job_id for job_id, _ in leases],
             "fences": [lease.fence for _, lease in leases],

@@ -33,11 +33,35 @@ def _next_stamp() -> tuple[int, int]:
     return _last_ms, _seq
 
 
+_new = object.__new__
+_set = object.__setattr__
+_UNKNOWN = uuid.SafeUUID.unknown
+
+
+def _uuid_direct(value: int) -> uuid.UUID:
+    """``uuid.UUID(int=value)`` without its argument checks (value is a valid 128-bit int)."""
+    made: uuid.UUID = _new(uuid.UUID)
+    _set(made, "int", value)
+    _set(made, "is_safe", _UNKNOWN)
+    return made
+
+
+def _uuid_checked(value: int) -> uuid.UUID:
+    return uuid.UUID(int=value)
+
+
+# The shortcut relies on CPython's UUID layout (slots ``int`` and ``is_safe``); verify it once.
+_uuid_of = (
+    _uuid_direct
+    if _uuid_direct(_VERSION_VARIANT | 1) == uuid.UUID(int=_VERSION_VARIANT | 1)
+    else _uuid_checked
+)
+
+
 def new_job_id() -> JobId:
     """One new id."""
     ms, seq = _next_stamp()
-    rand = random.getrandbits(62)
-    return JobId(uuid.UUID(int=(ms << 80) | (seq << 64) | _VERSION_VARIANT | rand))
+    return JobId(_uuid_of((ms << 80) | (seq << 64) | _VERSION_VARIANT | random.getrandbits(62)))
 
 
 def new_job_ids(count: int) -> list[JobId]:

@@ -48,6 +48,8 @@ class Listener:
         self.connected = asyncio.Event()
         #: How many times the connection was (re)established.
         self.connections = 0
+        #: Server process id of the current connection (for diagnostics and fault tests).
+        self.backend_pid: int | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="queues-listener")
@@ -86,6 +88,7 @@ class Listener:
         async with conn:
             await conn.execute(f"LISTEN {quote_ident(self._channel)}".encode())
             self.connections += 1
+            self.backend_pid = conn.info.backend_pid
             self.connected.set()
             self._on_connect()
             while True:

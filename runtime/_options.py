@@ -1,12 +1,15 @@
-"""Checks of constructor options: durations as ``timedelta`` or seconds, positive integers."""
+"""Options: durations as ``timedelta`` or seconds, positive integers, connection settings."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
+
+import psycopg
 
 from .errors import ConfigurationError
 
-__all__ = ["Duration", "positive_int", "seconds"]
+__all__ = ["Duration", "connection_kwargs", "positive_int", "seconds"]
 
 Duration = timedelta | float | int
 
@@ -30,3 +33,11 @@ def positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigurationError(f"{name} must be an int >= 1, got {value!r}")
     return value
+
+
+def connection_kwargs(dsn: str, application_name: str) -> dict[str, Any]:
+    """Keyword arguments of every runtime connection: autocommit, and a recognisable name."""
+    kwargs: dict[str, Any] = {"autocommit": True}
+    if "application_name" not in psycopg.conninfo.conninfo_to_dict(dsn):
+        kwargs["application_name"] = application_name
+    return kwargs

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from .errors import PayloadError
 
 __all__ = [
     "encode_data",
+    "encode_many",
     "encode_output",
     "encode_output_strict",
     "error_document",
@@ -22,6 +23,28 @@ __all__ = [
 ]
 
 _encoder: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _not_json(value: object) -> object:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _make_dumps() -> Callable[[object], str]:
+    """``_encoder.encode`` without its per-call set-up (the C encoder, built once)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator: the plain encoder
+        return _encoder.encode
+    iterencode = make(
+        None, _not_json, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+
+    def dumps(value: object) -> str:
+        return "".join(iterencode(value, 0))
+
+    return dumps
+
+
+_dumps: Final = _make_dumps()
 _ESCAPED_NUL: Final = "\\u0000"
 MAX_MESSAGE: Final = 2000
 MAX_TRACEBACK: Final = 8000
@@ -49,13 +72,15 @@ def _find_nul(value: Any, path: str) -> str | None:
 
 def encode_data(queue: str, data: object, max_bytes: int) -> str:
     """Serialise one job's data, or raise ``PayloadError`` saying what is wrong and the fix."""
-    if not isinstance(data, Mapping):
-        raise PayloadError(
-            f'job data for queue "{queue}" must be a mapping (a JSON object), '
-            f"got {type(data).__name__}"
-        )
+    if type(data) is not dict:
+        if not isinstance(data, Mapping):
+            raise PayloadError(
+                f'job data for queue "{queue}" must be a mapping (a JSON object), '
+                f"got {type(data).__name__}"
+            )
+        data = dict(data)
     try:
-        text = _encoder.encode(data if isinstance(data, dict) else dict(data))
+        text = _dumps(data)
     except (TypeError, ValueError, RecursionError) as exc:
         raise PayloadError(
             f'job data for queue "{queue}" is not JSON-serialisable ({exc}): pass only '
@@ -69,19 +94,34 @@ def encode_data(queue: str, data: object, max_bytes: int) -> str:
                 f'job data for queue "{queue}" contains a NUL character (\\u0000) in {where}: '
                 "PostgreSQL cannot store it; remove or replace it before sending"
             )
-    try:
-        size = len(text.encode("utf-8"))
-    except UnicodeEncodeError as exc:
-        raise PayloadError(
-            f'job data for queue "{queue}" is not valid Unicode ({exc.reason}): '
-            "remove lone surrogate characters"
-        ) from None
+    if text.isascii():
+        size = len(text)
+    else:
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise PayloadError(
+                f'job data for queue "{queue}" is not valid Unicode ({exc.reason}): '
+                "remove lone surrogate characters"
+            ) from None
     if size > max_bytes:
         raise PayloadError(
             f'job data for queue "{queue}" is {size} bytes, over the limit of {max_bytes}: '
             "store large content elsewhere and send a reference, or raise max_payload_bytes"
         )
     return text
+
+
+def encode_many(queue: str, items: Iterable[object], max_bytes: int) -> list[str]:
+    """``encode_data`` of every item; the error names the first bad item's index."""
+    texts: list[str] = []
+    append = texts.append
+    for index, item in enumerate(items):
+        try:
+            append(encode_data(queue, item, max_bytes))
+        except PayloadError as exc:
+            raise PayloadError(f"item {index}: {exc}") from None
+    return texts
 
 
 def sanitize_text(text: str, limit: int) -> str:
@@ -113,7 +153,7 @@ def encode_output(value: object) -> str | None:
     if value is None:
         return None
     try:
-        text = _encoder.encode(value)
+        text = _dumps(value)
     except (TypeError, ValueError, RecursionError) as exc:
         note = {
             "unserialisable_output": sanitize_text(_safe_repr(value), 1000),

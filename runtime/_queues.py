@@ -42,16 +42,14 @@ class QueueCache:
     def put(self, info: QueueInfo) -> None:
         self._queues[info.name] = info
 
-    def names(self) -> list[str]:
-        return sorted(self._queues)
-
-    def _load(self, rows: list[tuple[Any, ...]]) -> None:
+    def load(self, rows: list[tuple[Any, ...]]) -> None:
+        """Replace the cache with rows of the ``list_queues`` query."""
         self._queues = {row[0]: QueueInfo(row[0], row[1], row[2], row[3]) for row in rows}
         self._generation += 1
 
     async def refresh(self, conn: psycopg.AsyncConnection[Any], q: Queries) -> None:
         cur = await conn.execute(q["list_queues"])
-        self._load(await cur.fetchall())
+        self.load(await cur.fetchall())
 
     async def refresh_pool(
         self, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]], q: Queries
@@ -65,4 +63,4 @@ class QueueCache:
                 await self.refresh(conn, q)
 
     def refresh_sync(self, conn: psycopg.Connection[Any], q: Queries) -> None:
-        self._load(conn.execute(q["list_queues"]).fetchall())
+        self.load(conn.execute(q["list_queues"]).fetchall())

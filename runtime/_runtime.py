@@ -33,9 +33,7 @@ class WorkerRuntime:
             conninfo,
             min_size=1,
             max_size=boss.worker_pool_size,
-            kwargs={**connect_kwargs, "application_name": "queues-worker"}
-            if "application_name" in connect_kwargs
-            else connect_kwargs,
+            kwargs=connect_kwargs,
             open=False,
             name=f"queues-worker-{boss.schema}",
             timeout=10.0,
@@ -59,7 +57,7 @@ class WorkerRuntime:
                 self.q,
                 interval=boss.maintenance_interval,
                 batch=boss.retention_batch,
-                queue_names=boss._queue_names,
+                on_queues=boss._queues.load,
             )
 
     async def start(self, timeout: float) -> None:  # noqa: ASYNC109
@@ -104,7 +102,7 @@ class WorkerRuntime:
     async def claim(self, queue: str, limit: int) -> list[tuple[Any, ...]]:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                self.q["claim"],
+                self.q["claim_work"],
                 {"queue": queue, "limit": limit, "lease": self._boss.lease},
                 prepare=True,
             )

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 import psycopg
 
-from ._ids import new_job_id
-from ._payload import encode_data
+from ._ids import new_job_id, new_job_ids
+from ._payload import encode_data, encode_many
 from .errors import ValidationError
 from .jobs import JobId
 
 __all__ = [
+    "Batch",
     "Coalescer",
     "Row",
     "copy_chunks",
@@ -114,28 +115,79 @@ def rows_params(rows: Sequence[Row]) -> dict[str, Any]:
     }
 
 
-def copy_chunks(rows: Sequence[Row], start_after: str | None, chunk: int = 1 << 20) -> list[str]:
-    """COPY text-format lines of ``rows`` in chunks of about ``chunk`` characters.
+def copy_chunks(
+    ids: Sequence[JobId],
+    texts: Sequence[str],
+    queue: str,
+    priority: int,
+    start_after: str | None,
+    chunk: int = 256 * 1024,
+) -> Iterator[str]:
+    """COPY text-format lines of one batch, in chunks of about ``chunk`` characters.
 
-    JSON text never holds raw tabs or newlines (the encoder escapes control characters) and
-    queue names cannot, so only backslashes need escaping for COPY's text format.
+    A generator, so the server parses one chunk while the next is built. JSON text never holds
+    raw tabs or newlines (the encoder escapes control characters) and queue names cannot, so
+    only backslashes need escaping; ids go as 32 hex digits (PostgreSQL's uuid input takes them).
     """
-    tail = "\n" if start_after is None else f"\t{start_after}\n"
-    chunks: list[str] = []
+    tail = (
+        f"\t{queue}\t{priority}\n"
+        if start_after is None
+        else (f"\t{queue}\t{priority}\t{start_after}\n")
+    )
     lines: list[str] = []
     size = 0
-    for row in rows:
-        line = (
-            f"{row.id}\t{row.queue}\t{row.data.replace(chr(92), chr(92) * 2)}\t{row.priority}{tail}"
-        )
+    for job_id, text in zip(ids, texts, strict=True):
+        if "\\" in text:
+            text = text.replace("\\", "\\\\")
+        line = f"{job_id.int:032x}\t{text}{tail}"
         lines.append(line)
         size += len(line)
         if size >= chunk:
-            chunks.append("".join(lines))
+            yield "".join(lines)
             lines, size = [], 0
     if lines:
-        chunks.append("".join(lines))
-    return chunks
+        yield "".join(lines)
+
+
+@dataclass(slots=True)
+class Batch:
+    """The validated jobs of one ``send_many`` call (one queue, one priority and start)."""
+
+    queue: str
+    ids: list[JobId]
+    texts: list[str]
+    priority: int
+    start_after: datetime | None
+    delay: timedelta | None
+
+    @classmethod
+    def of(
+        cls,
+        queue: str,
+        items: Iterable[object],
+        max_bytes: int,
+        start_after: object,
+        priority: object,
+    ) -> Batch:
+        at, delay = split_start_after(start_after)
+        prio = validate_priority(priority)
+        texts = encode_many(queue, items, max_bytes)
+        return cls(queue, new_job_ids(len(texts)), texts, prio, at, delay)
+
+    def params(self) -> dict[str, Any]:
+        """Parameters of the ``send_batch`` statement."""
+        return {
+            "queue": self.queue,
+            "priority": self.priority,
+            "start_after": self.start_after,
+            "delay": self.delay,
+            "ids": self.ids,
+            "data": self.texts,
+        }
+
+    def copy_chunks(self, start_after: datetime | None) -> Iterator[str]:
+        stamp = None if start_after is None else start_after.isoformat()
+        return copy_chunks(self.ids, self.texts, self.queue, self.priority, stamp)
 
 
 Pending = tuple[Row, "asyncio.Future[None]"]
@@ -171,10 +223,21 @@ class Coalescer:
     async def submit(self, row: Row) -> None:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._pending.append((row, future))
-        if not self._scheduled and self._inflight < self._max_inflight:
-            self._scheduled = True
-            loop.call_soon(self._kick)
+        if self._inflight == 0 and not self._pending:
+            # Nothing else in flight: write at once in the caller's task (no batching to wait
+            # for); sends arriving meanwhile gather in _pending for the next batch.
+            self._inflight += 1
+            try:
+                await self._write_with_retry([(row, future)])
+            finally:
+                self._inflight -= 1
+                if self._pending and not self._scheduled:
+                    self._kick()
+        else:
+            self._pending.append((row, future))
+            if not self._scheduled and self._inflight < self._max_inflight:
+                self._scheduled = True
+                loop.call_soon(self._kick)
         await future
 
     def _kick(self) -> None:
@@ -237,5 +300,7 @@ def _settle(batch: list[Pending], error: BaseException | None) -> None:
             continue
         if error is None:
             future.set_result(None)
+        elif isinstance(error, asyncio.CancelledError):
+            future.cancel()
         else:
             future.set_exception(error)

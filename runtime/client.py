@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -18,24 +16,16 @@ from ._finish import JobOps
 from ._handle import EnqueuedJob, QueueHandle
 from ._ident import validate_queue_name
 from ._migrate import CODE_VERSION, migrate_async, verify_async
-from ._options import Duration, positive_int, seconds
+from ._options import Duration, connection_kwargs, positive_int, seconds
 from ._queues import QueueCache, QueueInfo
-from ._send import (
-    Coalescer,
-    Row,
-    copy_chunks,
-    make_row,
-    rows_params,
-    split_start_after,
-    validate_priority,
-    validate_singleton_key,
-)
+from ._send import Coalescer
+from ._sending import SendOps
 from ._sql import queries_for
 from .config import resolve_dsn
-from .errors import ConfigurationError, PayloadError, QueuesError, UnknownQueueError
-from .jobs import JobContext, JobId, process_job
+from .errors import ConfigurationError, UnknownQueueError
+from .jobs import JobContext
 from .policy import QueueSpec
-from .worker import Worker
+from .worker import Worker, wrapped_worker
 
 if TYPE_CHECKING:
     from ._runtime import WorkerRuntime
@@ -43,20 +33,11 @@ if TYPE_CHECKING:
 __all__ = ["Boss", "EnqueuedJob", "QueueHandle"]
 
 log = logging.getLogger("queues")
-T = TypeVar("T")
 
 AsyncConn = psycopg.AsyncConnection[Any]
 
 
-def connection_kwargs(dsn: str, application_name: str) -> dict[str, Any]:
-    """Keyword arguments of every runtime connection: autocommit, and a recognisable name."""
-    kwargs: dict[str, Any] = {"autocommit": True}
-    if "application_name" not in psycopg.conninfo.conninfo_to_dict(dsn):
-        kwargs["application_name"] = application_name
-    return kwargs
-
-
-class Boss(JobOps):
+class Boss(SendOps, JobOps):
     """A process's handle on one queue schema: sends, finishing jobs, and running workers.
 
     Nothing touches the database before ``start()`` (or ``async with``).
@@ -115,14 +96,18 @@ class Boss(JobOps):
         )
         self._runtime: WorkerRuntime | None = None
         self._runtime_lock = asyncio.Lock()
+        self._start_lock = asyncio.Lock()
         self._workers: list[Worker] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self, *, migrate: bool = True) -> None:
         """Open the pool and migrate the schema (or, with ``migrate=False``, check it)."""
-        if self._pool is not None:
-            return
+        async with self._start_lock:
+            if self._pool is None:
+                await self._open(migrate)
+
+    async def _open(self, migrate: bool) -> None:
         dsn = self._resolve_dsn()
         pool: AsyncConnectionPool[AsyncConn] = AsyncConnectionPool(
             dsn,
@@ -257,136 +242,6 @@ class Boss(JobOps):
         """An untyped handle on one queue (``enqueue(data)`` returns the id and the data)."""
         return QueueHandle(self, validate_queue_name(name))
 
-    # -- sending -----------------------------------------------------------------------------
-
-    async def send(
-        self,
-        queue: str,
-        data: Mapping[str, Any],
-        *,
-        conn: AsyncConn | None = None,
-        start_after: datetime | timedelta | None = None,
-        priority: int | None = None,
-        singleton_key: str | None = None,
-    ) -> JobId:
-        """Enqueue one job; with ``conn`` it joins that connection's transaction."""
-        self._pool_or_fail()
-        if self._queues.get(queue) is None:
-            await self._queue_info(queue)
-        at, delay = split_start_after(start_after)
-        row = make_row(queue, data, self._max_payload, at, delay, validate_priority(priority))
-        key = validate_singleton_key(singleton_key)
-        if conn is None and key is None:
-            await self._sender.submit(row)
-            return row.id
-        params = {
-            "id": row.id,
-            "queue": queue,
-            "data": row.data,
-            "priority": row.priority,
-            "start_after": at,
-            "delay": delay,
-            "singleton_key": key,
-        }
-        if conn is not None:
-            return await self._insert_one(conn, params)
-        return await self._with_retry(lambda c: self._insert_one(c, params))
-
-    async def _insert_one(self, conn: AsyncConn, params: dict[str, Any]) -> JobId:
-        for _ in range(5):
-            cur = await conn.execute(self._q["send_one"], params, prepare=self._prepare)
-            row = await cur.fetchone()
-            if row is not None:
-                return JobId(row[0])
-            if params["singleton_key"] is None:  # the id is there already: an earlier try won
-                return JobId(params["id"])
-            cur = await conn.execute(self._q["find_singleton"], params, prepare=self._prepare)
-            row = await cur.fetchone()
-            if row is not None:
-                return JobId(row[0])
-        raise QueuesError(
-            f'could not send to queue "{params["queue"]}" with singleton key '
-            f"{params['singleton_key']!r}: the existing job kept changing state; try again"
-        )
-
-    async def send_many(
-        self,
-        queue: str,
-        data: Iterable[Mapping[str, Any]],
-        *,
-        conn: AsyncConn | None = None,
-        start_after: datetime | timedelta | None = None,
-        priority: int | None = None,
-    ) -> list[JobId]:
-        """Enqueue many jobs in one statement (COPY for big batches); all or nothing."""
-        self._pool_or_fail()
-        if self._queues.get(queue) is None:
-            await self._queue_info(queue)
-        at, delay = split_start_after(start_after)
-        prio = validate_priority(priority)
-        rows: list[Row] = []
-        for index, item in enumerate(data):
-            try:
-                rows.append(make_row(queue, item, self._max_payload, at, delay, prio))
-            except PayloadError as exc:
-                raise PayloadError(f"item {index}: {exc}") from None
-        if not rows:
-            return []
-        if len(rows) >= self._copy_threshold:
-            if conn is not None:
-                await self._copy_rows(conn, queue, rows, at, delay)
-            else:
-                async with self._pool_or_fail().connection() as pooled, pooled.transaction():
-                    await self._copy_rows(pooled, queue, rows, at, delay)
-        elif conn is not None:
-            await self._execute_rows(conn, rows)
-        else:
-            await self._with_retry(lambda c: self._execute_rows(c, rows))
-        return [row.id for row in rows]
-
-    async def _write_rows(self, rows: Sequence[Row]) -> None:
-        """The coalescer's writer: one statement on a pooled connection."""
-        async with self._pool_or_fail().connection() as conn:
-            await self._execute_rows(conn, rows)
-
-    async def _execute_rows(self, conn: AsyncConn, rows: Sequence[Row]) -> None:
-        await conn.execute(self._q["send_rows"], rows_params(rows), prepare=self._prepare)
-
-    async def _copy_rows(
-        self,
-        conn: AsyncConn,
-        queue: str,
-        rows: Sequence[Row],
-        at: datetime | None,
-        delay: timedelta | None,
-    ) -> None:
-        if delay is not None:
-            cur = await conn.execute(self._q["db_time"], {"delay": delay})
-            found = await cur.fetchone()
-            at = found[0] if found else None
-        query = self._q["copy_jobs"] if at is None else self._q["copy_jobs_at"]
-        async with conn.cursor() as cur, cur.copy(query) as copy:
-            for chunk in copy_chunks(rows, None if at is None else at.isoformat()):
-                await copy.write(chunk)
-        await conn.execute(self._q["notify"], {"queue": queue})
-
-    async def _with_retry(self, action: Callable[[AsyncConn], Awaitable[T]]) -> T:
-        """Run ``action`` on a pooled connection, retrying when the connection is lost.
-
-        Used only for idempotent writes (sends with ids made here).
-        """
-        pool = self._pool_or_fail()
-        for attempt in range(3):
-            try:
-                async with pool.connection() as conn:
-                    return await action(conn)
-            except psycopg.OperationalError as exc:
-                if attempt == 2:
-                    raise
-                log.warning("database write failed (%s); retrying", exc)
-                await asyncio.sleep(0.05 * 4**attempt)
-        raise AssertionError("unreachable")
-
     # -- workers -----------------------------------------------------------------------------
 
     def worker(
@@ -400,33 +255,13 @@ class Boss(JobOps):
     ) -> Worker:
         """A worker running ``processor`` inside ``process_job`` (start/finish/fail logging).
 
-        Async processors run on the event loop; sync ones run in a thread pool of the worker's
-        own (``concurrency`` threads). A sync processor cannot be interrupted: at expiry or
+        Async processors run on the event loop; sync ones in the worker's own thread pool
+        (``concurrency`` threads). A sync processor cannot be interrupted: at expiry or
         shutdown its job is failed or handed back and the thread's result is ignored.
         """
-        name = label or queue
-        is_async = asyncio.iscoroutinefunction(processor) or asyncio.iscoroutinefunction(
-            getattr(processor, "__call__", None)  # noqa: B004 - async callable objects
+        return wrapped_worker(
+            self, queue, processor, concurrency=concurrency, label=label, **options
         )
-        executor = (
-            None
-            if is_async
-            else ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"queues-{name}")
-        )
-
-        async def run(ctx: JobContext) -> object:
-            if executor is None:
-                return await process_job(ctx, lambda: _awaited(processor(ctx)), label=name)
-            loop = asyncio.get_running_loop()
-            return await process_job(
-                ctx,
-                lambda: _awaited(loop.run_in_executor(executor, processor, ctx)),
-                label=name,
-            )
-
-        built = Worker(self, queue, run, concurrency=concurrency, label=name, **options)
-        built._executor = executor
-        return built
 
     async def _attach(self, worker: Worker) -> WorkerRuntime:
         """Register a starting worker; the first one starts the worker machinery."""
@@ -448,15 +283,3 @@ class Boss(JobOps):
     def _detach(self, worker: Worker) -> None:
         if worker in self._workers:
             self._workers.remove(worker)
-
-    async def _queue_names(self) -> list[str]:
-        """Every queue's name, re-read from the database (maintenance refreshes the cache)."""
-        await self._queues.refresh_pool(self._pool_or_fail(), self._q)
-        return self._queues.names()
-
-
-async def _awaited(value: object) -> object:
-    """Await ``value`` if it is awaitable (a sync processor may return a coroutine)."""
-    while inspect.isawaitable(value):
-        value = await value
-    return value

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -44,7 +44,6 @@ _EXPIRE_ERROR = error_document(
 )
 #: Grace past expire_in before the database expires a job (the worker's own timeout goes first).
 _EXPIRE_GRACE = timedelta(seconds=1)
-_STATEMENT_TIMEOUT = b"SET LOCAL statement_timeout = '15s'"
 
 
 @dataclass(slots=True)
@@ -62,14 +61,14 @@ class Maintenance:
         interval: float,
         batch: int = 1000,
         budget: float = 10.0,
-        queue_names: Callable[[], Awaitable[list[str]]],
+        on_queues: Callable[[list[tuple[Any, ...]]], None],
     ) -> None:
         self._pool = pool
         self._q = q
         self._interval = interval
         self._batch = batch
         self._budget = budget
-        self._queue_names = queue_names
+        self._on_queues = on_queues
         self._lock_key = {"key": f"queues.maintenance:{q.schema}"}
         self._task: asyncio.Task[None] | None = None
 
@@ -104,10 +103,9 @@ class Maintenance:
             await asyncio.sleep(self._interval)
 
     async def _locked(self, conn: psycopg.AsyncConnection[Any]) -> bool:
-        await conn.execute(_STATEMENT_TIMEOUT)
         cur = await conn.execute(self._q["lock_maintenance"], self._lock_key)
         row = await cur.fetchone()
-        return bool(row and row[0])
+        return bool(row and row[2])
 
     async def run_once(self) -> MaintenanceResult | None:
         """One round; None when another process holds the maintenance lock."""
@@ -131,7 +129,10 @@ class Maintenance:
                 result.rescued += rescued
                 if rescued < self._batch or time.monotonic() > deadline:
                     break
-            for queue in await self._queue_names():
+            cur = await conn.execute(self._q["list_queues"])
+            queues = await cur.fetchall()
+            self._on_queues(queues)  # keeps this process's queue cache fresh too
+            for queue, *_ in queues:
                 while time.monotonic() < deadline:
                     async with conn.transaction():
                         if not await self._locked(conn):

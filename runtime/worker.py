@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -22,13 +23,13 @@ from ._ident import validate_queue_name
 from ._options import Duration, positive_int, seconds
 from ._payload import encode_output, error_document
 from .errors import ConfigurationError, PermanentJobError
-from .jobs import JobContext, JobId
+from .jobs import JobContext, JobId, process_job
 
 if TYPE_CHECKING:
     from ._runtime import WorkerRuntime
     from .client import Boss
 
-__all__ = ["Worker", "start_workers"]
+__all__ = ["Worker", "start_workers", "wrapped_worker"]
 
 log = logging.getLogger("queues.worker")
 
@@ -39,7 +40,10 @@ Processor = Callable[[JobContext], Awaitable[object]]
 class _Running:
     task: asyncio.Task[None] | None
     fence: int
-    handed_back: bool = False
+    started: float  # monotonic
+    #: The job's outcome was decided without the handler (expired, or handed back at stop):
+    #: whatever the handler still does is ignored.
+    settled: bool = False
 
 
 class Worker:
@@ -78,6 +82,7 @@ class Worker:
         self._slot = asyncio.Event()
         self._hurry = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
         self._stopped = asyncio.Event()
         self._expire_s = 0.0
@@ -104,9 +109,9 @@ class Worker:
         self._expire_s = info.expire_in.total_seconds()
         self._runtime = await self._boss._attach(self)
         self._runtime.subscribe(self.queue, self._wake)
-        self._loop_task = asyncio.get_running_loop().create_task(
-            self._claim_loop(), name=f"queues-worker:{self.label}"
-        )
+        loop = asyncio.get_running_loop()
+        self._loop_task = loop.create_task(self._claim_loop(), name=f"queues-worker:{self.label}")
+        self._sweeper = loop.create_task(self._expire_loop(), name=f"queues-expiry:{self.label}")
 
     # -- claiming ----------------------------------------------------------------------------
 
@@ -159,31 +164,41 @@ class Worker:
 
         ctx = JobContext(job_id, self.queue, row[3], attempt=row[2] + 1, heartbeat=heartbeat)
         writer.track(job_id, fence)
-        running = _Running(None, fence)
+        running = _Running(None, fence, time.monotonic())
         self._running[job_id] = running
         running.task = asyncio.get_running_loop().create_task(self._execute(ctx, running))
+
+    async def _expire_loop(self) -> None:
+        """Fail and cancel attempts running longer than the queue's ``expire_in`` (one timer
+        for all jobs). The failure is recorded at once, even if the handler ignores the
+        cancellation (or is a sync function stuck in its thread)."""
+        runtime = self._runtime
+        assert runtime is not None
+        every = min(1.0, max(0.02, self._expire_s / 10))
+        error = error_document(
+            f"the attempt ran longer than expire_in ({self._expire_s:g}s) and was cancelled",
+            kind="JobExpired",
+        )
+        while not self._stopping:
+            await asyncio.sleep(every)
+            limit = time.monotonic() - self._expire_s
+            for job_id, running in list(self._running.items()):
+                if running.started <= limit and not running.settled and running.task is not None:
+                    running.settled = True
+                    runtime.writer.fail(job_id, running.fence, error, False)
+                    running.task.cancel()
 
     async def _execute(self, ctx: JobContext, running: _Running) -> None:
         runtime = self._runtime
         assert runtime is not None
-        timeout = asyncio.timeout(self._expire_s)
         try:
-            async with timeout:
-                result = await self._processor(ctx)
+            result = await self._processor(ctx)
         except BaseException as exc:  # nothing a handler does may kill the worker
-            if not running.handed_back:
-                if timeout.expired():
-                    error = error_document(
-                        f"the attempt ran longer than expire_in ({self._expire_s:g}s) and was "
-                        "cancelled",
-                        kind="JobExpired",
-                    )
-                    runtime.writer.fail(ctx.id, running.fence, error, False)
-                else:
-                    permanent = isinstance(exc, PermanentJobError)
-                    runtime.writer.fail(ctx.id, running.fence, error_document(exc), permanent)
+            if not running.settled:
+                permanent = isinstance(exc, PermanentJobError)
+                runtime.writer.fail(ctx.id, running.fence, error_document(exc), permanent)
         else:
-            if not running.handed_back:
+            if not running.settled:
                 runtime.writer.complete(ctx.id, running.fence, encode_output(result))
         finally:
             self._running.pop(ctx.id, None)
@@ -208,6 +223,8 @@ class Worker:
         self._wake.set()
         self._slot.set()
         await asyncio.gather(self._loop_task, return_exceptions=True)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         try:
             await self._drain(grace)
         finally:
@@ -237,13 +254,17 @@ class Worker:
                     pending.discard(hurry)
             finally:
                 hurry.cancel()
-        leftovers = [(job_id, r) for job_id, r in self._running.items() if r.task is not None]
+        leftovers = [
+            (job_id, r)
+            for job_id, r in self._running.items()
+            if r.task is not None and not r.settled  # (an expired one's failure stands)
+        ]
         if not leftovers:
             return
         runtime = self._runtime
         assert runtime is not None
         for job_id, running in leftovers:
-            running.handed_back = True
+            running.settled = True
             runtime.writer.untrack(job_id)
             assert running.task is not None
             running.task.cancel()
@@ -283,3 +304,44 @@ async def start_workers(*workers: Worker) -> None:
         len(started),
         ", ".join(f"{w.label} (concurrency {w.concurrency})" for w in started),
     )
+
+
+def wrapped_worker(
+    boss: Boss,
+    queue: str,
+    processor: Callable[[JobContext], Awaitable[object] | object],
+    *,
+    concurrency: int = 10,
+    label: str | None = None,
+    **options: Any,
+) -> Worker:
+    """``Boss.worker``: a Worker whose processor runs inside ``process_job``; sync processors
+    run in a thread pool of the worker's own."""
+    name = label or queue
+    is_async = inspect.iscoroutinefunction(processor) or inspect.iscoroutinefunction(
+        getattr(processor, "__call__", None)  # noqa: B004 - async callable objects
+    )
+    executor = (
+        None
+        if is_async
+        else ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"queues-{name}")
+    )
+
+    async def run(ctx: JobContext) -> object:
+        if executor is None:
+            return await process_job(ctx, lambda: _awaited(processor(ctx)), label=name)
+        loop = asyncio.get_running_loop()
+        return await process_job(
+            ctx, lambda: _awaited(loop.run_in_executor(executor, processor, ctx)), label=name
+        )
+
+    built = Worker(boss, queue, run, concurrency=concurrency, label=name, **options)
+    built._executor = executor
+    return built
+
+
+async def _awaited(value: object) -> object:
+    """Await ``value`` if it is awaitable (a sync processor may return a coroutine)."""
+    while inspect.isawaitable(value):
+        value = await value
+    return value

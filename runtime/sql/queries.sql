@@ -65,7 +65,7 @@ WITH ins AS (
     INSERT INTO {schema}.job (id, queue, data, priority, start_after)
     SELECT i.id, i.queue, i.data::jsonb, i.priority,
            coalesce(i.start_after, now() + i.delay, now())
-    FROM unnest(%(ids)s::uuid[], %(queues)s::text[], %(data)s::text[], %(priorities)s::int[],
+    FROM unnest(%(ids)b::uuid[], %(queues)b::text[], %(data)b::text[], %(priorities)b::int[],
                 %(start_afters)s::timestamptz[], %(delays)s::interval[])
         AS i(id, queue, data, priority, start_after, delay)
     ON CONFLICT DO NOTHING
@@ -75,11 +75,22 @@ WITH ins AS (
 )
 SELECT coalesce(sum(n), 0)::int, count(pg_notify({channel}, queue)) FROM per_queue;
 
+-- name: send_batch
+WITH ins AS (
+    INSERT INTO {schema}.job (id, queue, data, priority, start_after)
+    SELECT i.id, %(queue)s::text, i.data::jsonb, %(priority)s::int,
+           coalesce(%(start_after)s::timestamptz, now() + %(delay)s::interval, now())
+    FROM unnest(%(ids)b::uuid[], %(data)b::text[]) AS i(id, data)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT count(*)::int, pg_notify({channel}, %(queue)s::text) FROM ins;
+
 -- name: copy_jobs
-COPY {schema}.job (id, queue, data, priority) FROM STDIN;
+COPY {schema}.job (id, data, queue, priority) FROM STDIN;
 
 -- name: copy_jobs_at
-COPY {schema}.job (id, queue, data, priority, start_after) FROM STDIN;
+COPY {schema}.job (id, data, queue, priority, start_after) FROM STDIN;
 
 -- name: notify
 SELECT pg_notify({channel}, %(queue)s);
@@ -98,15 +109,28 @@ WITH next AS (
 UPDATE {schema}.job AS j
 SET state = 'active', started_on = now(), fence = j.fence + 1,
     lease_until = now() + %(lease)s::interval
-FROM next
-WHERE j.id = next.id
+WHERE j.id = ANY(ARRAY(SELECT id FROM next))
 RETURNING j.id, j.fence, j.retry_count, j.data, j.priority, j.start_after, j.created_on,
           j.started_on, j.singleton_key, j.lease_until;
+
+-- name: claim_work
+WITH next AS (
+    SELECT id FROM {schema}.job
+    WHERE queue = %(queue)s AND state < 'active' AND start_after <= now()
+    ORDER BY priority DESC, start_after, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.job AS j
+SET state = 'active', started_on = now(), fence = j.fence + 1,
+    lease_until = now() + %(lease)s::interval
+WHERE j.id = ANY(ARRAY(SELECT id FROM next))
+RETURNING j.id, j.fence, j.retry_count, j.data;
 
 -- name: complete_many
 UPDATE {schema}.job AS j
 SET state = 'completed', completed_on = now(), lease_until = NULL, output = c.output::jsonb
-FROM unnest(%(ids)s::uuid[], %(fences)s::int[], %(outputs)s::text[]) AS c(id, fence, output)
+FROM unnest(%(ids)b::uuid[], %(fences)b::int[], %(outputs)b::text[]) AS c(id, fence, output)
 WHERE j.id = c.id AND j.fence = c.fence AND j.state = 'active'
 RETURNING j.id;
 
@@ -118,13 +142,13 @@ RETURNING id;
 
 -- name: fail_many
 SELECT job_id, new_state, dead_letter_id
-FROM {schema}.fail_jobs(%(ids)s::uuid[], %(fences)s::int[], %(errors)s::text[]::jsonb[],
-                        %(permanent)s::boolean[]);
+FROM {schema}.fail_jobs(%(ids)b::uuid[], %(fences)b::int[], %(errors)b::text[]::jsonb[],
+                        %(permanent)b::boolean[]);
 
 -- name: heartbeat_many
 UPDATE {schema}.job AS j
 SET lease_until = now() + %(lease)s::interval
-FROM unnest(%(ids)s::uuid[], %(fences)s::int[]) AS h(id, fence)
+FROM unnest(%(ids)b::uuid[], %(fences)b::int[]) AS h(id, fence)
 WHERE j.id = h.id AND j.fence = h.fence AND j.state = 'active'
 RETURNING j.id;
 
@@ -133,7 +157,7 @@ WITH back AS (
     UPDATE {schema}.job AS j
     SET state = CASE WHEN j.retry_count > 0 THEN 'retry' ELSE 'created' END::{schema}.job_state,
         start_after = now(), started_on = NULL, lease_until = NULL
-    FROM unnest(%(ids)s::uuid[], %(fences)s::int[]) AS h(id, fence)
+    FROM unnest(%(ids)b::uuid[], %(fences)b::int[]) AS h(id, fence)
     WHERE j.id = h.id AND j.fence = h.fence AND j.state = 'active'
     RETURNING j.queue
 ), per_queue AS (
@@ -191,7 +215,12 @@ GROUP BY q.name
 ORDER BY q.name;
 
 -- name: lock_maintenance
-SELECT pg_try_advisory_xact_lock(hashtextextended(%(key)s, 0));
+-- Maintenance transactions are short: a statement running long is cancelled, and a holder
+-- that stops mid-transaction (paused, cut off) loses its session, its lock and its uncommitted
+-- work, so another process takes over.
+SELECT set_config('statement_timeout', '15s', true),
+       set_config('idle_in_transaction_session_timeout', '15s', true),
+       pg_try_advisory_xact_lock(hashtextextended(%(key)s, 0));
 
 -- name: rescue
 WITH r AS (
@@ -225,4 +254,4 @@ WITH doomed AS (
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
-DELETE FROM {schema}.job AS j USING doomed WHERE j.id = doomed.id;
+DELETE FROM {schema}.job WHERE id = ANY(ARRAY(SELECT id FROM doomed));

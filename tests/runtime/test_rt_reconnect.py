@@ -1,0 +1,89 @@
+"""Lost connections: the listener re-subscribes, workers and writes carry on, no restart."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import psycopg
+from rt_support import NO_RETRY_DELAY, count_jobs, make_queue, wait_until
+
+from runtime import Boss, JobContext, Worker
+
+pytest_plugins = ["rt_fixtures"]
+
+
+async def _terminate(db: psycopg.AsyncConnection[Any], app: str) -> int:
+    cur = await db.execute(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+        (app,),
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def test_listener_comes_back_after_its_connection_is_killed(
+    dsn: str, schema_name: str, db: psycopg.AsyncConnection[Any]
+) -> None:
+    async with Boss(dsn, schema=schema_name, poll_interval=60) as boss:
+        await make_queue(boss)
+        seen = asyncio.Queue[str]()
+
+        async def handler(ctx: JobContext) -> None:
+            await seen.put(ctx.data["n"])
+
+        worker = Worker(boss, "q", handler)
+        await worker.start()
+        assert boss._runtime is not None and boss._runtime.listener is not None
+        listener = boss._runtime.listener
+        await asyncio.wait_for(listener.connected.wait(), 10)
+        await db.execute("SELECT pg_terminate_backend(%s)", (listener.backend_pid,))
+
+        async def reconnected() -> bool:
+            return listener.connections >= 2 and listener.connected.is_set()
+
+        await wait_until(reconnected)
+        await asyncio.sleep(0.3)  # the catch-up claim after reconnecting found nothing
+        await boss.send("q", {"n": "after"})
+        assert await asyncio.wait_for(seen.get(), 10) == "after"  # woken, not polled (60 s)
+        await worker.stop()
+
+
+async def test_work_goes_on_when_every_connection_is_killed(
+    dsn: str, schema_name: str, db: psycopg.AsyncConnection[Any]
+) -> None:
+    app = f"rt-{uuid.uuid4().hex[:10]}"
+    sep = "&" if "?" in dsn else "?"
+    async with Boss(
+        f"{dsn}{sep}application_name={app}",
+        schema=schema_name,
+        poll_interval=0.2,
+        maintenance_interval=0.3,
+    ) as boss:
+        await make_queue(boss, retry=NO_RETRY_DELAY)
+        release = asyncio.Event()
+
+        async def handler(ctx: JobContext) -> str:
+            if ctx.data.get("wait"):
+                await release.wait()
+            return "ok"
+
+        worker = Worker(boss, "q", handler, concurrency=5)
+        await worker.start()
+        await boss.send_many("q", [{"wait": True}] * 3)
+
+        async def three_active() -> bool:
+            return await count_jobs(db, schema_name, "active") == 3
+
+        await wait_until(three_active)
+        assert await _terminate(db, app) >= 3
+        release.set()  # their completions are written over new connections
+        for _ in range(3):  # sends retry on a lost connection
+            await boss.send("q", {})
+
+        async def all_done() -> bool:
+            return await count_jobs(db, schema_name, "completed") == 6
+
+        await wait_until(all_done, within=20)
+        await worker.stop()
