@@ -214,9 +214,12 @@ class CompletionWriter:
             "fences": [item.fence for item in batch],
             "outputs": [item.output for item in batch],
         }
-        async with self._pool.connection() as conn:
+        conn = await self._pool.getconn()
+        try:
             cur = await conn.execute(self._q["complete_many"], params, prepare=True)
             written = await cur.fetchall()
+        finally:
+            await self._pool.putconn(conn)
         if len(written) < len(batch):
             self._report_unwritten(batch, written, "completion")
 
@@ -227,9 +230,12 @@ class CompletionWriter:
             "errors": [item.error for item in batch],
             "permanent": [item.permanent for item in batch],
         }
-        async with self._pool.connection() as conn:
+        conn = await self._pool.getconn()
+        try:
             cur = await conn.execute(self._q["fail_many"], params, prepare=True)
             written = await cur.fetchall()
+        finally:
+            await self._pool.putconn(conn)
         if len(written) < len(batch):
             self._report_unwritten(batch, written, "failure")
 

@@ -41,9 +41,13 @@ class JobOps:
         if conn is not None:
             cur = await conn.execute(query, params, prepare=self._prepare)
             return await cur.fetchall()
-        async with self._pool_or_fail().connection() as pooled:
+        pool = self._pool_or_fail()
+        pooled = await pool.getconn()
+        try:
             cur = await pooled.execute(query, params, prepare=self._prepare)
             return await cur.fetchall()
+        finally:
+            await pool.putconn(pooled)
 
     async def fetch(self, queue: str, batch_size: int = 1) -> list[Job]:
         """Claim up to ``batch_size`` due jobs; finish each with ``complete`` or ``fail``.

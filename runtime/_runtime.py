@@ -100,13 +100,16 @@ class WorkerRuntime:
     # -- claims ------------------------------------------------------------------------------
 
     async def claim(self, queue: str, limit: int) -> list[tuple[Any, ...]]:
-        async with self.pool.connection() as conn:
+        conn = await self.pool.getconn()
+        try:
             cur = await conn.execute(
                 self.q["claim_work"],
                 {"queue": queue, "limit": limit, "lease": self._boss.lease},
                 prepare=True,
             )
             return await cur.fetchall()
+        finally:
+            await self.pool.putconn(conn)
 
     async def hand_back(self, items: list[tuple[JobId, int]]) -> int:
         """Put active jobs back in their queue, due now, without using up an attempt."""

@@ -125,3 +125,21 @@ def test_sync_bad_data_writes_nothing(dsn: str, schema_name: str) -> None:
                 sync.send_many("q", [data])
         query = sql.SQL("SELECT count(*) FROM {}.job").format(sql.Identifier(schema_name))
         assert conn.execute(query).fetchone() == (0,)
+
+
+async def test_bad_input_fails_before_touching_the_callers_connection(
+    dsn: str, schema_name: str, boss: Boss
+) -> None:
+    conn = await psycopg.AsyncConnection.connect(dsn)
+    await conn.close()  # any SQL on it would raise OperationalError
+    with pytest.raises(PayloadError):
+        await boss.send("never-created", {"a": "\x00"}, conn=conn)
+    with pytest.raises(PayloadError):
+        await boss.send_many("never-created", [{"a": math.nan}], conn=conn)
+    sync_conn = psycopg.connect(dsn)
+    sync_conn.close()
+    with SyncBoss(dsn, schema=schema_name) as sync:
+        with pytest.raises(PayloadError):
+            sync.send("never-created", {"a": object()}, conn=sync_conn)
+        with pytest.raises(PayloadError):
+            sync.send_many("never-created", [{"a": "x" * 2_000_000}], conn=sync_conn)
