@@ -3,6 +3,7 @@
     python bench/run.py                 # full: 3 rounds of 20,000 jobs -> bench/results/latest.*
     python bench/run.py --quick         # a few seconds per system -> bench/results/quick/
     python bench/run.py --systems queues pgboss --kinds work_c10 latency --rounds 1
+                                        # a partial run -> bench/.cache/results-partial/
 
 The peers are installed by the harness under bench/.cache (PyPI virtualenvs, npm for pg-boss);
 one that cannot be installed is reported as unavailable. Every system gets a fresh database per
@@ -13,7 +14,9 @@ when a run of this project or the floor failed, never because of a peer.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import signal
 import sys
 import time
 import traceback
@@ -26,6 +29,7 @@ REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(1, str(REPO))
 
+import psycopg  # noqa: E402
 from benchlib import db  # noqa: E402
 from benchlib.codegen_bench import time_codegen  # noqa: E402
 from benchlib.envs import Env  # noqa: E402
@@ -37,6 +41,18 @@ from benchlib.systems import System, systems_by_name  # noqa: E402
 from benchlib.targets import check_targets  # noqa: E402
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _runtime_tree() -> str:
+    """A short hash of runtime/ (code and SQL): the version a run measured, dirty tree or not."""
+    digest = hashlib.sha256()
+    for path in sorted((REPO / "runtime").rglob("*")):
+        if path.suffix in {".py", ".sql"} and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(REPO).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 KINDS = [*RUN_KINDS, "codegen"]
 
 
@@ -87,6 +103,18 @@ def _prepare(systems: list[System], args: argparse.Namespace) -> dict[str, dict[
     return info
 
 
+def _attempt(system: System, env: Env, ctx: Context, kind: str) -> list[Sample]:
+    """One run, tried a second time when the first fails (a shared server may restart)."""
+    db.wait_ready(ctx.dsn)
+    try:
+        return RUN_KINDS[kind](system, env, ctx)
+    except (StepError, psycopg.OperationalError) as exc:
+        log(f"[round {ctx.round}] {kind} {system.name}: failed ({exc}); trying once more")
+        time.sleep(2)
+        db.wait_ready(ctx.dsn)
+        return RUN_KINDS[kind](system, env, ctx)
+
+
 def _rounds(
     systems: list[System], info: dict[str, dict[str, Any]], args: argparse.Namespace,
     rounds: int, jobs: int, kinds: list[str],
@@ -107,8 +135,9 @@ def _rounds(
                 if kind == "work_batch" and not system.batch_variants:
                     continue
                 env: Env = info[system.name]["env"]
+                t0 = time.perf_counter()
                 try:
-                    got = RUN_KINDS[kind](system, env, ctx)
+                    got = _attempt(system, env, ctx, kind)
                 except Exception as exc:
                     if not isinstance(exc, StepError):
                         traceback.print_exc()
@@ -119,8 +148,13 @@ def _rounds(
                     continue
                 samples += got
                 shown = ", ".join(f"{s.metric}={s.value:,.2f}" for s in got)
-                log(f"[round {r}/{rounds}] {kind} {system.name}: {shown}")
+                took = time.perf_counter() - t0
+                log(f"[round {r}/{rounds}] {kind} {system.name}: {shown} ({took:.1f} s)")
     return samples, errors
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(f"stopped by signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,13 +164,27 @@ def main(argv: list[str] | None = None) -> int:
     kinds = args.kinds or KINDS
     systems = systems_by_name(args.systems)
     partial = bool(args.systems or args.kinds or args.jobs or (args.rounds and args.rounds < 3))
-    out = args.out or BENCH / "results" / ("quick" if args.quick else "partial" if partial else "")
+    out = args.out or (
+        BENCH / "results" / "quick"
+        if args.quick
+        else args.cache / "results-partial"
+        if partial
+        else BENCH / "results"
+    )
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     log(f"benchmark: {rounds} round(s) x {jobs:,} jobs, results -> {out}")
+    signal.signal(signal.SIGTERM, _terminate)  # so drivers are killed and databases dropped
+    db.wait_ready(args.dsn, timeout=60)
+    for name in db.drop_stale(args.dsn):
+        log(f"dropped {name}, left by a harness that is gone")
 
+    tree_before = _runtime_tree()
     info = _prepare(systems, args)
     samples, errors = _rounds(systems, info, args, rounds, jobs, kinds)
+    tree_after = _runtime_tree()
+    if tree_after != tree_before:
+        log(f"runtime/ changed during the run ({tree_before} -> {tree_after})")
     summary = summarize(samples)
     checks = check_targets(samples)
     report: dict[str, Any] = {
@@ -149,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         "postgres": db.server_facts(args.dsn),
         "systems": {k: {f: v for f, v in e.items() if f != "env"} for k, e in info.items()},
         "errors": errors,
+        "runtime_tree": {"start": tree_before, "end": tree_after},
     }  # fmt: skip
     write_json(out / "latest.json", report, samples, summary, checks)
     text = write_markdown(out / "latest.md", report, summary, checks)

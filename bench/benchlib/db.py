@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -15,10 +17,12 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 __all__ = [
     "analyze",
     "database_size",
+    "drop_stale",
     "dsn_for",
     "fresh_database",
     "server_facts",
     "vacuum",
+    "wait_ready",
 ]
 
 
@@ -65,6 +69,35 @@ def fresh_database(dsn: str, system: str) -> Iterator[str]:
         yield dsn_for(dsn, name)
     finally:
         _drop(dsn, name)
+
+
+def wait_ready(dsn: str, timeout: float = 300.0) -> None:
+    """Block until the server accepts connections (a shared server may be restarting)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with _admin(dsn) as conn:
+                conn.execute("SELECT 1")
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
+def drop_stale(dsn: str) -> list[str]:
+    """Drop databases left by harness processes that no longer run (bench_<system>_<pid>)."""
+    with _admin(dsn) as conn:
+        names = [r[0] for r in conn.execute(
+            "SELECT datname FROM pg_database WHERE datname ~ '^bench_[a-z_]+_[0-9]+$'"
+        )]  # fmt: skip
+    dropped = []
+    for name in names:
+        pid = int(name.rsplit("_", 1)[1])
+        if pid != os.getpid() and not Path(f"/proc/{pid}").exists():
+            _drop(dsn, name)
+            dropped.append(name)
+    return dropped
 
 
 def database_size(dsn: str) -> int:

@@ -77,8 +77,13 @@ def write_markdown(path: Path, report: dict[str, Any], summary: dict[str, dict[s
         "| system | version | how it is driven |",
         "|---|---|---|",
     ]
-    for info in systems.values():
+    tree = report.get("runtime_tree", {})
+    for name, info in systems.items():
         version = info["version"] if info["available"] else f"unavailable: {info['reason']}"
+        if name == "queues" and tree:
+            version += f", runtime/ tree {tree['start']}"
+            if tree["end"] != tree["start"]:
+                version += f" (changed to {tree['end']} during the run: rounds differ)"
         lines.append(f"| {info['label']} | {version} | {info['notes']} |")
     lines += [
         "",

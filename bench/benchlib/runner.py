@@ -68,17 +68,23 @@ def run_driver(system: System, env: Env, spec: dict[str, Any], timeout: float) -
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
-        status, usage = 0, None
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
+        status, usage, reaped = 0, None, False
+        try:
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    reaped = True
+                    break
+                if time.monotonic() > deadline:
+                    raise StepError(
+                        f"{system.name} {spec['phase']}: timed out after {timeout:.0f}s"
+                    )
+                time.sleep(0.02)
+        finally:
+            if not reaped:  # timed out, or the harness itself is stopping
                 proc.kill()
-                _, status, usage = os.wait4(proc.pid, 0)
+                os.wait4(proc.pid, 0)
                 proc.returncode = -9
-                raise StepError(f"{system.name} {spec['phase']}: timed out after {timeout:.0f}s")
-            time.sleep(0.02)
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - t0
         out.seek(0)

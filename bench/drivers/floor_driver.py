@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
@@ -35,6 +36,13 @@ from _common import POOL_SIZE, QUEUE, Handler, Spec, main
 SCHEMA = "queues"
 LEASE = timedelta(seconds=30)
 Conn = psycopg.AsyncConnection[Any]
+
+
+def _copy_columns(statement: bytes) -> list[str]:
+    match = re.search(rb"\(([^)]*)\)", statement)
+    if match is None:
+        raise RuntimeError(f"no column list in {statement!r}")
+    return [c.strip().decode() for c in match[1].split(b",")]
 
 
 class FloorSystem:
@@ -89,9 +97,10 @@ class FloorSystem:
     async def send_batch(self, items: Sequence[int]) -> Sequence[object]:
         assert self.conn is not None
         ids = [new_job_id() for _ in items]
-        text = "".join(
-            f'{job_id}\t{QUEUE}\t{{"i": {i}}}\t0\n' for job_id, i in zip(ids, items, strict=True)
-        )
+        # The column order is whatever the runtime's copy_jobs statement names.
+        fields = {"id": "{0}", "queue": QUEUE, "data": '{{"i": {1}}}', "priority": "0"}
+        line = "\t".join(fields[c] for c in _copy_columns(self.q["copy_jobs"])) + "\n"
+        text = "".join(line.format(job_id, i) for job_id, i in zip(ids, items, strict=True))
         async with self.conn.transaction():
             async with self.conn.cursor() as cur, cur.copy(self.q["copy_jobs"]) as copy:
                 await copy.write(text)

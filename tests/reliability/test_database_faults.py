@@ -89,6 +89,7 @@ async def test_fault05_postgres_restart_under_load(
         assert all(effects.get(str(i), 0) >= 1 for i in every)
         for proc in workers:
             assert proc.alive(), f"worker {proc.name} died in the restart"
+            assert "notification connection lost" in proc.stderr(), "no outage seen"
 
         latencies: list[float] = []
         while True:
