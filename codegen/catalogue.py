@@ -169,14 +169,20 @@ def parse_catalogue(text: str, file: str = "queues.yaml") -> tuple[Catalogue, So
 
 
 def _checked(source: Source) -> tuple[Catalogue, Source]:
-    from .validate import cross_check  # local: validate imports this module
+    from .salvage import salvage  # local: both import this module
+    from .validate import cross_check
 
     if not isinstance(source.data, dict):
         raise CatalogueInvalid([source.error((), "the catalogue must be a mapping")])
     try:
         catalogue = Catalogue.model_validate(source.data)
     except PydanticValidationError as exc:
-        raise CatalogueInvalid(_shape_errors(source, exc)) from None
+        errors = _shape_errors(source, exc)
+        salvaged = salvage(source.data)  # report what the cross-checks find, too
+        if salvaged is not None:
+            partial, gaps = salvaged
+            errors += cross_check(partial, source, gaps)
+        raise CatalogueInvalid(errors) from None
     errors = cross_check(catalogue, source)
     if errors:
         raise CatalogueInvalid(errors)

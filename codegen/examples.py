@@ -1,11 +1,13 @@
 """Check each event's optional ``example`` against the model generated for it.
 
 The models module of a domain is executed in a throwaway module, so a bad example is
-reported against the catalogue before anything is written.
+reported against the catalogue before anything is written. This runs where the module was
+generated (possibly a worker process), so it returns plain data, not catalogue errors.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
 import types
 from collections.abc import Iterator, Mapping
@@ -15,27 +17,27 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from .errors import CatalogueError, Path
-from .source import Source
+from .errors import Path
 
-__all__ = ["check_examples"]
+__all__ = ["ExampleProblem", "example_problems"]
 
 _MAX_ERRORS = 5
+_SERIAL = itertools.count()
+
+ExampleProblem = tuple[str, Path, str]
+"""(class name, location in the example, message)."""
 
 
-def check_examples(
-    domain: str,
-    models_text: str,
-    examples: Mapping[str, tuple[dict[str, Any], Path]],
-    source: Source,
-) -> list[CatalogueError]:
-    """``examples`` maps class name -> (example, path of the example in the catalogue)."""
+def example_problems(
+    domain: str, models_text: str, examples: Mapping[str, dict[str, Any]]
+) -> list[ExampleProblem]:
+    """``examples`` maps class name -> example; classes missing from the text are skipped."""
     if not examples:
         return []
-    errors: list[CatalogueError] = []
+    problems: list[ExampleProblem] = []
     with _loaded(domain, models_text) as module:
-        for class_name, (example, path) in examples.items():
-            model = getattr(module, class_name)
+        for class_name, example in examples.items():
+            model = getattr(module, class_name, None)
             if not (isinstance(model, type) and issubclass(model, BaseModel)):
                 continue
             try:
@@ -44,18 +46,14 @@ def check_examples(
                 for item in exc.errors(include_url=False, include_input=False)[:_MAX_ERRORS]:
                     loc: Path = tuple(p for p in item["loc"] if isinstance(p, str | int))
                     where = ".".join(str(p) for p in loc) or "(payload)"
-                    errors.append(
-                        source.error(
-                            (*path, *loc),
-                            f"example does not match the payload schema: {where}: {item['msg']}",
-                        )
-                    )
-    return errors
+                    message = f"example does not match the payload schema: {where}: {item['msg']}"
+                    problems.append((class_name, loc, message))
+    return problems
 
 
 @contextmanager
 def _loaded(domain: str, text: str) -> Iterator[types.ModuleType]:
-    name = f"_queues_codegen_examples_{domain.replace('-', '_')}"
+    name = f"_queues_codegen_examples_{domain.replace('-', '_')}_{next(_SERIAL)}"
     module = types.ModuleType(name)
     sys.modules[name] = module  # pydantic resolves forward references through sys.modules
     try:

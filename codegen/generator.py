@@ -9,12 +9,11 @@ from typing import Any
 from . import names
 from .catalogue import Catalogue, load_catalogue, parse_catalogue
 from .errors import CatalogueError, CatalogueInvalid, Path
-from .examples import check_examples
 from .layout import docstring
 from .parallel import ModelsRunner
 from .payloads import ModelsJob, ModelsModule, finish_models, models_job
-from .plan import build_plan
-from .render import header_for, render_tree
+from .plan import attach_models, build_plan
+from .render import header_for, render_models, render_static
 from .source import Source
 
 __all__ = ["generate_files", "generate_files_from_text"]
@@ -54,33 +53,43 @@ def _files(
                 class_name = names.model_class(event_name)
                 item.events[class_name] = (event.payload, event.description, event_path)
                 if event.example is not None:
-                    item.examples[class_name] = (event.example, (*event_path, "example"))
+                    item.examples[class_name] = event.example
         about = docstring(f"Payload models of domain ``{domain_name}``.")[3:-3]
-        item.job = models_job(header=header, docstring=about, defs=domain.defs, events=item.events)
+        item.job = models_job(
+            domain=domain_name,
+            header=header,
+            docstring=about,
+            defs=domain.defs,
+            events=item.events,
+            examples=item.examples,
+        )
         inputs.append(item)
 
-    jobs = [item.job for item in inputs if item.job is not None]
-    texts = iter(runner.run(jobs))
+    pending = runner.submit([item.job for item in inputs if item.job is not None])
+    plans = build_plan(catalogue)
+    files = render_static(plans, file_name)  # while a helper process generates the models
+    built = iter(pending.result())
     models: dict[str, ModelsModule] = {}
     errors: list[CatalogueError] = []
     for item in inputs:
         if item.job is None:
             models[item.domain] = ModelsModule(text="", names=())
             continue
-        text = next(texts)
         try:
-            module = finish_models(
-                text, defs=item.defs, events=item.events, defs_path=item.defs_path, source=source
+            models[item.domain] = finish_models(
+                next(built),
+                defs=item.defs,
+                events=item.events,
+                defs_path=item.defs_path,
+                source=source,
             )
         except CatalogueInvalid as exc:
             errors += exc.errors
-            continue
-        models[item.domain] = module
-        errors += check_examples(item.domain, module.text, item.examples, source)
     if errors:
         raise CatalogueInvalid(errors)
-    plans = build_plan(catalogue, source, models)
-    return render_tree(plans, file_name)
+    plans = attach_models(plans, models, source)
+    files.update(render_models(plans, file_name))
+    return dict(sorted(files.items()))
 
 
 @dataclass
@@ -89,5 +98,5 @@ class _DomainInput:
     defs_path: Path
     defs: dict[str, dict[str, Any]]
     events: dict[str, tuple[dict[str, Any], str, Path]] = field(default_factory=dict)
-    examples: dict[str, tuple[dict[str, Any], Path]] = field(default_factory=dict)
+    examples: dict[str, dict[str, Any]] = field(default_factory=dict)
     job: ModelsJob | None = None

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 
 from .payloads import wrap_text
 
@@ -145,6 +146,7 @@ def _kind(name: str) -> int:
     return 1 if name[:1].isupper() else 2  # Class, then everything else
 
 
+@lru_cache(maxsize=8192)
 def _natural(name: str) -> tuple[tuple[int, int | str], ...]:
     return tuple(
         (0, int(chunk)) if chunk.isdigit() else (1, chunk)

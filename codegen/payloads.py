@@ -5,25 +5,32 @@ shared definitions and one entry per event payload (under the event's class name
 ``#/$defs/Money`` resolves the same way in both. The naming strategy keeps declared
 names (``primary-first``) and names inline objects after their parent
 (``InvoiceCreatedLine``); every declared name is asserted to exist in the output.
+
+``build_module`` is self-contained (a ``ModelsJob`` in, a ``GeneratedModule`` out: the text,
+its top-level names and the problems of the events' examples) so that it can run in a worker
+process; ``finish_models`` turns its result into catalogue errors in the parent.
 """
 
 from __future__ import annotations
 
 import ast
 import tempfile
-import textwrap
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path as FilePath
 from typing import Any
 
 from .errors import CatalogueError, CatalogueInvalid, Path
+from .examples import ExampleProblem, example_problems
 from .source import Source
 
 __all__ = [
+    "GeneratedModule",
     "ModelsJob",
     "ModelsModule",
+    "build_module",
     "finish_models",
     "generate_module",
     "models_job",
@@ -41,31 +48,66 @@ class ModelsModule:
     names: tuple[str, ...]
 
 
+@lru_cache(maxsize=4096)  # the same descriptions come back for every enqueue variant
 def wrap_text(text: str, width: int = DOC_WIDTH) -> str:
     """Re-wrap prose paragraph by paragraph so that no docstring line passes ``width``."""
     paragraphs = [" ".join(p.split()) for p in text.replace("\r", "").split("\n\n")]
-    return "\n\n".join(textwrap.fill(p, width, break_long_words=False) for p in paragraphs if p)
+    return "\n\n".join(_fill(p, width) for p in paragraphs if p)
+
+
+def _fill(paragraph: str, width: int) -> str:
+    """Greedy wrap at spaces (never inside a word: ``invoice-created`` stays whole); a word
+    longer than ``width`` gets a line of its own. ``paragraph`` has single spaces only."""
+    if len(paragraph) <= width:
+        return paragraph
+    lines: list[str] = []
+    current = ""
+    for word in paragraph.split(" "):
+        if not current:
+            current = word
+        elif len(current) + 1 + len(word) <= width:
+            current += " " + word
+        else:
+            lines.append(current)
+            current = word
+    lines.append(current)
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
 class ModelsJob:
-    """The input of one ``generate()`` call: one domain's combined schema."""
+    """The input of one ``generate()`` call: one domain's combined schema, and the examples
+    (class name -> example) to check against the generated models."""
 
     root: dict[str, Any]
     class_name: str
     header: str
+    domain: str = ""
+    examples: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GeneratedModule:
+    """The output of one job: ``models.py``, its top-level names, the examples' problems."""
+
+    text: str
+    defined: frozenset[str]
+    example_problems: tuple[ExampleProblem, ...] = ()
 
 
 def models_job(
     *,
+    domain: str,
     header: str,
     docstring: str,
     defs: Mapping[str, Any],
     events: Mapping[str, tuple[dict[str, Any], str, Path]],
+    examples: Mapping[str, dict[str, Any]],
 ) -> ModelsJob | None:
     """The generator input for one domain, or None when it declares no schema at all.
 
-    ``events`` maps class name -> (payload schema, event description, path in the catalogue).
+    ``events`` maps class name -> (payload schema, event description, path in the catalogue);
+    ``examples`` maps class name -> the event's example.
     """
     combined: dict[str, Any] = {name: _prepared(schema) for name, schema in defs.items()}
     for class_name, (payload, description, _path) in events.items():
@@ -77,19 +119,26 @@ def models_job(
         return None
     first = next(iter(combined))
     root = {"$defs": combined, "$ref": f"#/$defs/{first}"}
-    return ModelsJob(root=root, class_name=first, header=f'{header}\n\n"""{docstring}"""')
+    return ModelsJob(
+        root=root,
+        class_name=first,
+        header=f'{header}\n\n"""{docstring}"""',
+        domain=domain,
+        examples=dict(examples),
+    )
 
 
 def finish_models(
-    text: str,
+    module: GeneratedModule,
     *,
     defs: Mapping[str, Any],
     events: Mapping[str, tuple[dict[str, Any], str, Path]],
     defs_path: Path,
     source: Source,
 ) -> ModelsModule:
-    """Check that every declared class kept its name; raises ``CatalogueInvalid`` if not."""
-    defined = _top_level_names(text)
+    """Check that every declared class kept its name and that every example matches its
+    model; raises ``CatalogueInvalid`` with every problem if not."""
+    defined = module.defined
     missing: list[CatalogueError] = []
     for name in defs:
         if name not in defined:
@@ -103,9 +152,12 @@ def finish_models(
             missing.append(
                 source.error(path, f'class "{class_name}" is missing from the generated models')
             )
+    for class_name, loc, message in module.example_problems:
+        event_path = events[class_name][2]
+        missing.append(source.error((*event_path, "example", *loc), message))
     if missing:
         raise CatalogueInvalid(missing)
-    return ModelsModule(text=text, names=tuple(sorted(defined)))
+    return ModelsModule(text=module.text, names=tuple(sorted(defined)))
 
 
 def _prepared(schema: Any) -> Any:
@@ -125,6 +177,15 @@ def _prepared(schema: Any) -> Any:
         else:
             result[key] = value
     return result
+
+
+def build_module(job: ModelsJob) -> GeneratedModule:
+    """Generate one domain's module, list its names and check the examples against it."""
+    text = generate_module(job)
+    defined = frozenset(_top_level_names(text))
+    examples = {name: example for name, example in job.examples.items() if name in defined}
+    problems = example_problems(job.domain, text, examples)
+    return GeneratedModule(text, defined, tuple(problems))
 
 
 def generate_module(job: ModelsJob) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from . import names
@@ -12,7 +12,7 @@ from .payloads import ModelsModule
 from .source import Source
 from .validate import resolve_dead_letter
 
-__all__ = ["DomainPlan", "EventPlan", "QueuePlan", "build_plan", "queue_order"]
+__all__ = ["DomainPlan", "EventPlan", "QueuePlan", "attach_models", "build_plan", "queue_order"]
 
 
 @dataclass(frozen=True)
@@ -70,13 +70,13 @@ class DomainPlan:
         return exported
 
 
-def build_plan(
-    catalogue: Catalogue, source: Source, models: dict[str, ModelsModule]
-) -> list[DomainPlan]:
-    """Resolve names and policies; raises ``CatalogueInvalid`` on a late name collision."""
+_NO_MODELS = ModelsModule(text="", names=())
+
+
+def build_plan(catalogue: Catalogue) -> list[DomainPlan]:
+    """Resolve names and policies. The plans' models are empty until ``attach_models``."""
     defaults = EffectiveRetry().merged(catalogue.defaults.retry)
     plans: list[DomainPlan] = []
-    errors: list[CatalogueError] = []
     for domain_name, domain in catalogue.domains.items():
         queues: list[QueuePlan] = []
         for queue_name, queue in domain.queues.items():
@@ -115,18 +115,31 @@ def build_plan(
                     events=events,
                 )
             )
-        plan = DomainPlan(
-            name=domain_name,
-            package=names.package_name(domain_name),
-            description=domain.description,
-            queues=tuple(queues),
-            models=models[domain_name],
+        plans.append(
+            DomainPlan(
+                name=domain_name,
+                package=names.package_name(domain_name),
+                description=domain.description,
+                queues=tuple(queues),
+                models=_NO_MODELS,
+            )
         )
-        errors += _late_collisions(plan, source, ("domains", domain_name))
-        plans.append(plan)
+    return plans
+
+
+def attach_models(
+    plans: list[DomainPlan], models: dict[str, ModelsModule], source: Source
+) -> list[DomainPlan]:
+    """The plans with their domains' models; raises ``CatalogueInvalid`` on a late collision."""
+    attached: list[DomainPlan] = []
+    errors: list[CatalogueError] = []
+    for plan in plans:
+        plan = replace(plan, models=models[plan.name])
+        errors += _late_collisions(plan, source, ("domains", plan.name))
+        attached.append(plan)
     if errors:
         raise CatalogueInvalid(errors)
-    return plans
+    return attached
 
 
 def _late_collisions(plan: DomainPlan, source: Source, path: Path) -> list[CatalogueError]:

@@ -89,9 +89,12 @@ def scalar_type_of(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> str | 
 class SchemaChecker:
     """Walks one schema, reporting each problem through ``report(path, message)``."""
 
-    def __init__(self, defs: Mapping[str, Any], report: ErrorSink) -> None:
+    def __init__(
+        self, defs: Mapping[str, Any], report: ErrorSink, *, resolve_refs: bool = True
+    ) -> None:
         self._defs = defs
         self._report = report
+        self._resolve_refs = resolve_refs  # False when the domain's $defs are unknown
 
     def check_payload(self, schema: object, path: Path) -> None:
         """An event payload: an object schema, so that it becomes one model class."""
@@ -152,7 +155,7 @@ class SchemaChecker:
                 f'unresolvable $ref "{ref}": only references of the form "#/$defs/Name" '
                 "to this domain's $defs are allowed",
             )
-        elif target not in self._defs:
+        elif target not in self._defs and self._resolve_refs:
             known = [f"#/$defs/{name}" for name in self._defs]
             self._report(
                 (*path, "$ref"),

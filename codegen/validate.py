@@ -1,7 +1,9 @@
 """Cross-checks of a structurally valid catalogue (DESIGN section 3).
 
 Names (characters, lengths, keywords), generated-name collisions, dead-letter targets and
-cycles, retry delays, payload schemas and ``entity_id``. All errors are collected.
+cycles, retry delays, payload schemas and ``entity_id``. All errors are collected. For a
+catalogue whose shape is wrong they run on its salvaged parts, skipping every verdict that
+depends on what ``Gaps`` marks as unknown.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ from dataclasses import dataclass
 from . import names
 from .catalogue import Catalogue, EffectiveRetry, format_duration
 from .errors import CatalogueError, Path, suggest
-from .schemas import SchemaChecker, scalar_type_of
+from .salvage import Gaps
+from .schemas import SchemaChecker, ref_target, scalar_type_of
 from .source import Source
 
 __all__ = ["cross_check", "resolve_dead_letter"]
 
 
-def cross_check(catalogue: Catalogue, source: Source) -> list[CatalogueError]:
-    checks = _Checks(catalogue, source)
+def cross_check(
+    catalogue: Catalogue, source: Source, gaps: Gaps | None = None
+) -> list[CatalogueError]:
+    checks = _Checks(catalogue, source, gaps or Gaps())
     checks.run()
     return checks.errors
 
@@ -39,20 +44,22 @@ class _Owner:
 
 
 class _Checks:
-    def __init__(self, catalogue: Catalogue, source: Source) -> None:
+    def __init__(self, catalogue: Catalogue, source: Source, gaps: Gaps) -> None:
         self.catalogue = catalogue
         self.source = source
+        self.gaps = gaps
         self.errors: list[CatalogueError] = []
 
     def report(self, path: Path, message: str) -> None:
         self.errors.append(self.source.error(path, message))
 
     def run(self) -> None:
-        if not self.catalogue.domains:
+        if not self.catalogue.domains and not self.gaps.domains:
             self.report(("domains",), "the catalogue declares no domains")
-        self._check_retry(
-            ("defaults", "retry"), EffectiveRetry().merged(self.catalogue.defaults.retry)
-        )
+        if not self.gaps.defaults:
+            self._check_retry(
+                ("defaults", "retry"), EffectiveRetry().merged(self.catalogue.defaults.retry)
+            )
         packages: dict[str, _Owner] = {}
         for domain_name in self.catalogue.domains:
             path: Path = ("domains", domain_name)
@@ -82,6 +89,9 @@ class _Checks:
 
     def _check_domain(self, domain_name: str, path: Path) -> None:
         domain = self.catalogue.domains[domain_name]
+        schemas = SchemaChecker(
+            domain.defs, self.report, resolve_refs=self.gaps.refs_known(domain_name)
+        )
         exported: dict[str, _Owner] = {}
         for def_name, schema in domain.defs.items():
             def_path: Path = (*path, "$defs", def_name)
@@ -95,8 +105,9 @@ class _Checks:
                     f'class "{def_name}"',
                     _Owner(f'$defs "{def_name}"', def_path),
                 )
-            SchemaChecker(domain.defs, self.report).check(schema, def_path)
-        if not domain.queues:
+            if (domain_name, def_name) not in self.gaps.opaque_defs:
+                schemas.check(schema, def_path)
+        if not domain.queues and domain_name not in self.gaps.queues:
             self.report((*path, "queues"), "a domain needs at least one queue")
         events: dict[str, _Owner] = {}
         for queue_name, queue in domain.queues.items():
@@ -115,7 +126,7 @@ class _Checks:
             owner = _Owner(f'queue "{queue_name}"', queue_path)
             for generated in self._queue_names(queue_name, bool(queue.events)):
                 self._claim(exported, generated, f'"{generated}"', owner)
-            if queue.retry is not None:
+            if queue.retry is not None and not self.gaps.defaults:
                 base = EffectiveRetry().merged(self.catalogue.defaults.retry)
                 self._check_retry((*queue_path, "retry"), base.merged(queue.retry))
             for event_name in queue.events:
@@ -133,7 +144,7 @@ class _Checks:
                     )
                     continue
                 events[event_name] = _Owner(f'queue "{queue_name}"', event_path)
-                self._check_event(domain_name, event_name, event_path, exported)
+                self._check_event(domain_name, event_name, event_path, exported, schemas)
 
     @staticmethod
     def _queue_names(queue: str, has_events: bool) -> Iterator[str]:
@@ -143,7 +154,12 @@ class _Checks:
             yield names.worker_factory(queue)
 
     def _check_event(
-        self, domain_name: str, event_name: str, path: Path, exported: dict[str, _Owner]
+        self,
+        domain_name: str,
+        event_name: str,
+        path: Path,
+        exported: dict[str, _Owner],
+        schemas: SchemaChecker,
     ) -> None:
         domain = self.catalogue.domains[domain_name]
         queue = domain.queues[str(path[3])]
@@ -156,12 +172,14 @@ class _Checks:
             self._claim(exported, cls, f'class "{cls}"', owner)
         for function in names.enqueue_names(event_name):
             self._claim(exported, function, f'function "{function}"', owner)
-        SchemaChecker(domain.defs, self.report).check_payload(event.payload, (*path, "payload"))
+        if path in self.gaps.payloads:
+            return
+        schemas.check_payload(event.payload, (*path, "payload"))
         if event.entity_id is not None:
-            self._check_entity_id(event.entity_id, event.payload, (*path, "entity_id"), domain.defs)
+            self._check_entity_id(domain_name, event.entity_id, event.payload, (*path, "entity_id"))
 
     def _check_entity_id(
-        self, field: str, payload: dict[str, object], path: Path, defs: dict[str, dict[str, object]]
+        self, domain_name: str, field: str, payload: dict[str, object], path: Path
     ) -> None:
         properties = payload.get("properties")
         properties = properties if isinstance(properties, dict) else {}
@@ -179,6 +197,11 @@ class _Checks:
                 f'entity_id "{field}": the field must be required, so that every job logs an id',
             )
         schema = properties[field]
+        if isinstance(schema, dict) and "$ref" in schema:
+            target = ref_target(schema["$ref"])
+            if target is not None and not self.gaps.refs_known(domain_name, target):
+                return  # what it refers to is unknown
+        defs = self.catalogue.domains[domain_name].defs
         kind = scalar_type_of(schema, defs) if isinstance(schema, dict) else None
         if kind not in {"string", "integer"}:
             self.report(
@@ -208,6 +231,8 @@ class _Checks:
                 path: Path = (*origin[db_name], "dead_letter")
                 target_domain, target_queue = resolve_dead_letter(domain_name, queue.dead_letter)
                 if target_domain not in domains:
+                    if self.gaps.domains:
+                        continue
                     self.report(
                         path,
                         f'no domain "{target_domain}" for dead_letter "{queue.dead_letter}"'
@@ -216,6 +241,8 @@ class _Checks:
                     continue
                 candidates = domains[target_domain].queues
                 if target_queue not in candidates:
+                    if target_domain in self.gaps.queues:
+                        continue
                     self.report(
                         path,
                         f'no queue "{target_queue}" in domain "{target_domain}"'

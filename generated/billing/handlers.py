@@ -4,11 +4,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Protocol
 
 from runtime import Boss, JobContext, Worker, process_job
 
-from .._support import Route, parse_payload, router
+from .._support import Route, build_worker, parse_payload
 from .models import InvoiceCreated, InvoiceVoided, PaymentCaptured, RefundRequested
 
 __all__ = ["InvoicesHandlers", "PaymentsHandlers", "invoices_worker", "payments_worker"]
@@ -27,11 +28,23 @@ class InvoicesHandlers(Protocol):
         """An issued invoice was cancelled; reverse its ledger entries."""
 
 
-def invoices_worker(boss: Boss, handlers: InvoicesHandlers, *, concurrency: int = 10) -> Worker:
+def invoices_worker(
+    boss: Boss,
+    handlers: InvoicesHandlers,
+    *,
+    concurrency: int = 10,
+    label: str | None = None,
+    batch_size: int | None = None,
+    poll_interval: timedelta | float | None = None,
+    shutdown_grace: timedelta | float | None = None,
+) -> Worker:
     """A worker for queue ``billing.invoices`` that calls ``handlers`` by event.
 
     Each payload is validated with its event's model first; an invalid payload or an unknown
     event fails the job without retries (so it reaches the dead-letter queue).
+
+    The keyword options are those of ``runtime.Worker``; an option left as None takes the
+    Worker's default.
     """
 
     async def run_invoice_created(job: JobContext) -> None:
@@ -56,11 +69,15 @@ def invoices_worker(boss: Boss, handlers: InvoicesHandlers, *, concurrency: int 
         "invoice-created": run_invoice_created,
         "invoice-voided": run_invoice_voided,
     }
-    return Worker(
+    return build_worker(
         boss,
         "billing.invoices",
-        router("billing.invoices", routes),
+        routes,
         concurrency=concurrency,
+        label=label,
+        batch_size=batch_size,
+        poll_interval=poll_interval,
+        shutdown_grace=shutdown_grace,
     )
 
 
@@ -77,11 +94,23 @@ class PaymentsHandlers(Protocol):
         """A customer or an agent asked for money back on a captured payment."""
 
 
-def payments_worker(boss: Boss, handlers: PaymentsHandlers, *, concurrency: int = 10) -> Worker:
+def payments_worker(
+    boss: Boss,
+    handlers: PaymentsHandlers,
+    *,
+    concurrency: int = 10,
+    label: str | None = None,
+    batch_size: int | None = None,
+    poll_interval: timedelta | float | None = None,
+    shutdown_grace: timedelta | float | None = None,
+) -> Worker:
     """A worker for queue ``billing.payments`` that calls ``handlers`` by event.
 
     Each payload is validated with its event's model first; an invalid payload or an unknown
     event fails the job without retries (so it reaches the dead-letter queue).
+
+    The keyword options are those of ``runtime.Worker``; an option left as None takes the
+    Worker's default.
     """
 
     async def run_payment_captured(job: JobContext) -> None:
@@ -106,9 +135,13 @@ def payments_worker(boss: Boss, handlers: PaymentsHandlers, *, concurrency: int 
         "payment-captured": run_payment_captured,
         "refund-requested": run_refund_requested,
     }
-    return Worker(
+    return build_worker(
         boss,
         "billing.payments",
-        router("billing.payments", routes),
+        routes,
         concurrency=concurrency,
+        label=label,
+        batch_size=batch_size,
+        poll_interval=poll_interval,
+        shutdown_grace=shutdown_grace,
     )

@@ -4,11 +4,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Protocol
 
 from runtime import Boss, JobContext, Worker, process_job
 
-from .._support import Route, parse_payload, router
+from .._support import Route, build_worker, parse_payload
 from .models import BatchReady, FileUploaded, WebhookReceived
 
 __all__ = ["ImportsHandlers", "WebhooksHandlers", "imports_worker", "webhooks_worker"]
@@ -27,11 +28,23 @@ class ImportsHandlers(Protocol):
         """One batch of parsed records is ready to be upserted."""
 
 
-def imports_worker(boss: Boss, handlers: ImportsHandlers, *, concurrency: int = 10) -> Worker:
+def imports_worker(
+    boss: Boss,
+    handlers: ImportsHandlers,
+    *,
+    concurrency: int = 10,
+    label: str | None = None,
+    batch_size: int | None = None,
+    poll_interval: timedelta | float | None = None,
+    shutdown_grace: timedelta | float | None = None,
+) -> Worker:
     """A worker for queue ``ingestion.imports`` that calls ``handlers`` by event.
 
     Each payload is validated with its event's model first; an invalid payload or an unknown
     event fails the job without retries (so it reaches the dead-letter queue).
+
+    The keyword options are those of ``runtime.Worker``; an option left as None takes the
+    Worker's default.
     """
 
     async def run_file_uploaded(job: JobContext) -> None:
@@ -56,11 +69,15 @@ def imports_worker(boss: Boss, handlers: ImportsHandlers, *, concurrency: int = 
         "file-uploaded": run_file_uploaded,
         "batch-ready": run_batch_ready,
     }
-    return Worker(
+    return build_worker(
         boss,
         "ingestion.imports",
-        router("ingestion.imports", routes),
+        routes,
         concurrency=concurrency,
+        label=label,
+        batch_size=batch_size,
+        poll_interval=poll_interval,
+        shutdown_grace=shutdown_grace,
     )
 
 
@@ -74,11 +91,23 @@ class WebhooksHandlers(Protocol):
         """A partner system called our webhook endpoint."""
 
 
-def webhooks_worker(boss: Boss, handlers: WebhooksHandlers, *, concurrency: int = 10) -> Worker:
+def webhooks_worker(
+    boss: Boss,
+    handlers: WebhooksHandlers,
+    *,
+    concurrency: int = 10,
+    label: str | None = None,
+    batch_size: int | None = None,
+    poll_interval: timedelta | float | None = None,
+    shutdown_grace: timedelta | float | None = None,
+) -> Worker:
     """A worker for queue ``ingestion.webhooks`` that calls ``handlers`` by event.
 
     Each payload is validated with its event's model first; an invalid payload or an unknown
     event fails the job without retries (so it reaches the dead-letter queue).
+
+    The keyword options are those of ``runtime.Worker``; an option left as None takes the
+    Worker's default.
     """
 
     async def run_webhook_received(job: JobContext) -> None:
@@ -93,9 +122,13 @@ def webhooks_worker(boss: Boss, handlers: WebhooksHandlers, *, concurrency: int 
     routes: dict[str, Route] = {
         "webhook-received": run_webhook_received,
     }
-    return Worker(
+    return build_worker(
         boss,
         "ingestion.webhooks",
-        router("ingestion.webhooks", routes),
+        routes,
         concurrency=concurrency,
+        label=label,
+        batch_size=batch_size,
+        poll_interval=poll_interval,
+        shutdown_grace=shutdown_grace,
     )

@@ -4,11 +4,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Protocol
 
 from runtime import Boss, JobContext, Worker, process_job
 
-from .._support import Route, parse_payload, router
+from .._support import Route, build_worker, parse_payload
 from .models import EmailRequested, PushRequested
 
 __all__ = ["EmailHandlers", "PushHandlers", "email_worker", "push_worker"]
@@ -24,11 +25,23 @@ class EmailHandlers(Protocol):
         """Send one templated transactional email."""
 
 
-def email_worker(boss: Boss, handlers: EmailHandlers, *, concurrency: int = 10) -> Worker:
+def email_worker(
+    boss: Boss,
+    handlers: EmailHandlers,
+    *,
+    concurrency: int = 10,
+    label: str | None = None,
+    batch_size: int | None = None,
+    poll_interval: timedelta | float | None = None,
+    shutdown_grace: timedelta | float | None = None,
+) -> Worker:
     """A worker for queue ``notifications.email`` that calls ``handlers`` by event.
 
     Each payload is validated with its event's model first; an invalid payload or an unknown
     event fails the job without retries (so it reaches the dead-letter queue).
+
+    The keyword options are those of ``runtime.Worker``; an option left as None takes the
+    Worker's default.
     """
 
     async def run_email_requested(job: JobContext) -> None:
@@ -43,11 +56,15 @@ def email_worker(boss: Boss, handlers: EmailHandlers, *, concurrency: int = 10) 
     routes: dict[str, Route] = {
         "email-requested": run_email_requested,
     }
-    return Worker(
+    return build_worker(
         boss,
         "notifications.email",
-        router("notifications.email", routes),
+        routes,
         concurrency=concurrency,
+        label=label,
+        batch_size=batch_size,
+        poll_interval=poll_interval,
+        shutdown_grace=shutdown_grace,
     )
 
 
@@ -61,11 +78,23 @@ class PushHandlers(Protocol):
         """Show a notification on every registered device of a user."""
 
 
-def push_worker(boss: Boss, handlers: PushHandlers, *, concurrency: int = 10) -> Worker:
+def push_worker(
+    boss: Boss,
+    handlers: PushHandlers,
+    *,
+    concurrency: int = 10,
+    label: str | None = None,
+    batch_size: int | None = None,
+    poll_interval: timedelta | float | None = None,
+    shutdown_grace: timedelta | float | None = None,
+) -> Worker:
     """A worker for queue ``notifications.push`` that calls ``handlers`` by event.
 
     Each payload is validated with its event's model first; an invalid payload or an unknown
     event fails the job without retries (so it reaches the dead-letter queue).
+
+    The keyword options are those of ``runtime.Worker``; an option left as None takes the
+    Worker's default.
     """
 
     async def run_push_requested(job: JobContext) -> None:
@@ -80,9 +109,13 @@ def push_worker(boss: Boss, handlers: PushHandlers, *, concurrency: int = 10) ->
     routes: dict[str, Route] = {
         "push-requested": run_push_requested,
     }
-    return Worker(
+    return build_worker(
         boss,
         "notifications.push",
-        router("notifications.push", routes),
+        routes,
         concurrency=concurrency,
+        label=label,
+        batch_size=batch_size,
+        poll_interval=poll_interval,
+        shutdown_grace=shutdown_grace,
     )

@@ -622,8 +622,100 @@ def test_all_errors_are_reported_together_in_line_order() -> None:
 
 
 def test_shape_errors_are_reported_together() -> None:
-    # shape errors (pydantic) are all reported; the cross-checks run once the shape is right
     text = edit("        retry: {limit: 5}\n", "        retry: {limit: 500, delay: soon}\n")
     text = edit("version: 1\n", "version: 1\nextra: true\n", text)
     errors = errors_of(text)
     assert [int(e.split(":")[1]) for e in errors] == [2, 15, 15]
+
+
+def test_cross_checks_run_beside_shape_errors() -> None:
+    """A wrong shape somewhere does not hide the cross-check errors of the well-formed parts."""
+    text = edit("version: 1\n", "version: 1\nextra: 1\n")
+    text = edit(
+        "        retry: {limit: 5}\n", "        retry: {limit: 5}\n        retires: 3\n", text
+    )
+    text = edit("        dead_letter: invoices-dead\n", "        dead_letter: nowhere\n", text)
+    text = edit(
+        "            entity_id: invoice_id\n", "            entity_id: invoice_uuid\n", text
+    )
+    text = edit("#/$defs/Money", "#/$defs/Mony", text)
+    text = edit("      invoices-dead: {}\n", "      invoices-dead: {}\n      Bad: []\n", text)
+    assert errors_of(text) == [
+        'queues.yaml:2: extra: unknown key "extra"',
+        f'queues.yaml:16: {Q}.retires: unknown key "retires" (did you mean "retry"?)',
+        f'queues.yaml:17: {Q}.dead_letter: no queue "nowhere" in domain "billing"',
+        f'queues.yaml:20: {E}.entity_id: entity_id "invoice_uuid": the payload has no field '
+        '"invoice_uuid" (did you mean "invoice_id"?)',
+        f'queues.yaml:26: {P}.properties.total.$ref: unresolvable $ref "#/$defs/Mony": no "Mony" '
+        'in this domain\'s $defs (did you mean "#/$defs/Money"?)',
+        "queues.yaml:28: domains.billing.queues.Bad: expected a mapping",
+        f'queues.yaml:28: domains.billing.queues.Bad: invalid queue name "Bad": {LETTERS}',
+    ]
+
+
+MONEY = (
+    "      Money:\n        type: object\n        required: [amount_cents]\n"
+    "        properties:\n          amount_cents: {type: integer, minimum: 0}\n"
+)
+BROKEN_PARTS = [
+    pytest.param(
+        BASE + "  ops:\n    queues: [audit] #<\n  crm:\n    queues:\n"
+        "      q: {dead_letter: ops.audit}\n",
+        "domains.ops.queues",
+        "expected a mapping",
+        id="queues-unknown-no-dead-letter-or-no-queue-error",
+    ),
+    pytest.param(
+        BASE + "  ops: 3 #<\n  crm:\n    queues:\n      q: {dead_letter: ops.audit}\n",
+        "domains.ops",
+        "expected a mapping",
+        id="domain-unknown-no-dead-letter-error",
+    ),
+    pytest.param(
+        edit(
+            "  retry: {limit: 3, delay: 5s}\n",
+            "  retry: {limit: 3, delay: soon} #<\n",
+            edit("        retry: {limit: 5}\n", "        retry: {limit: 5, max_delay: 2s}\n"),
+        ),
+        "defaults.retry.delay",
+        f'invalid duration "soon": {HINT}',
+        id="defaults-unknown-no-retry-check",
+    ),
+    pytest.param(
+        edit(
+            MONEY,
+            "      Money: 3 #<\n",
+            edit(
+                "              required: [invoice_id]\n",
+                "              required: [invoice_id, total]\n",
+                edit("            entity_id: invoice_id\n", "            entity_id: total\n"),
+            ),
+        ),
+        "domains.billing.$defs.Money",
+        "expected a mapping",
+        id="def-unknown-ref-resolves-entity-type-unjudged",
+    ),
+    pytest.param(
+        edit(MONEY, "", edit("    $defs:\n", "    $defs: [Money] #<\n")),
+        "domains.billing.$defs",
+        "expected a mapping",
+        id="defs-unknown-refs-unjudged",
+    ),
+    pytest.param(
+        edit(
+            "            payload:\n              type: object\n",
+            "            payload: object #<\n            schema:\n              type: object\n",
+        ).replace("            schema:\n", "            description: x\n            x:\n"),
+        f"{E}.payload",
+        "expected a mapping",
+        id="payload-unknown-no-payload-or-entity-check",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "path", "message"), BROKEN_PARTS)
+def test_no_cross_check_verdict_rests_on_a_broken_part(text: str, path: str, message: str) -> None:
+    errors = errors_of(text)
+    expected = f"queues.yaml:{marked_line(text)}: {path}: {message}"
+    assert expected in errors
+    assert [e for e in errors if e != expected and "unknown key" not in e] == []

@@ -103,3 +103,19 @@ def test_handler_method_with_the_wrong_payload_type(report: Report) -> None:
         "def on_invoice_created(self, payload: InvoiceVoided, job: JobContext) "
         "-> Coroutine[Any, Any, None]"
     ) in found
+
+
+def test_worker_options_are_keyword_only_and_typed(report: Report) -> None:
+    assert errors(report, "bad_worker_options.py") == [
+        (
+            19,
+            'Argument "poll_interval" to "invoices_worker" has incompatible type "str"; '
+            'expected "timedelta | float | None"  [arg-type]',
+        ),
+        (
+            20,
+            'Argument "batch_size" to "invoices_worker" has incompatible type "float"; '
+            'expected "int | None"  [arg-type]',
+        ),
+        (21, 'Too many positional arguments for "invoices_worker"  [call-arg]'),
+    ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from generated import QUEUES, create_queues
 from generated.billing import (
@@ -71,6 +71,15 @@ async def send_and_work(boss: Boss) -> list[Worker]:
     return [
         invoices_worker(boss, InvoiceJobs(), concurrency=20),
         invoices_worker(boss, ExplicitJobs()),
+        invoices_worker(
+            boss,
+            InvoiceJobs(),
+            label="invoices-bulk",
+            batch_size=50,
+            poll_interval=timedelta(milliseconds=500),
+            shutdown_grace=2.5,
+        ),
+        invoices_worker(boss, InvoiceJobs(), poll_interval=1, shutdown_grace=timedelta(0)),
     ]
 
 

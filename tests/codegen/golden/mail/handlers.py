@@ -4,11 +4,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Protocol
 
 from runtime import Boss, JobContext, Worker, process_job
 
-from .._support import Route, parse_payload, router
+from .._support import Route, build_worker, parse_payload
 from .models import MailRequested
 
 __all__ = ["OutboxHandlers", "outbox_worker"]
@@ -21,11 +22,23 @@ class OutboxHandlers(Protocol):
         """Handle ``mail-requested``."""
 
 
-def outbox_worker(boss: Boss, handlers: OutboxHandlers, *, concurrency: int = 10) -> Worker:
+def outbox_worker(
+    boss: Boss,
+    handlers: OutboxHandlers,
+    *,
+    concurrency: int = 10,
+    label: str | None = None,
+    batch_size: int | None = None,
+    poll_interval: timedelta | float | None = None,
+    shutdown_grace: timedelta | float | None = None,
+) -> Worker:
     """A worker for queue ``mail.outbox`` that calls ``handlers`` by event.
 
     Each payload is validated with its event's model first; an invalid payload or an unknown
     event fails the job without retries (so it reaches the dead-letter queue).
+
+    The keyword options are those of ``runtime.Worker``; an option left as None takes the
+    Worker's default.
     """
 
     async def run_mail_requested(job: JobContext) -> None:
@@ -40,4 +53,13 @@ def outbox_worker(boss: Boss, handlers: OutboxHandlers, *, concurrency: int = 10
     routes: dict[str, Route] = {
         "mail-requested": run_mail_requested,
     }
-    return Worker(boss, "mail.outbox", router("mail.outbox", routes), concurrency=concurrency)
+    return build_worker(
+        boss,
+        "mail.outbox",
+        routes,
+        concurrency=concurrency,
+        label=label,
+        batch_size=batch_size,
+        poll_interval=poll_interval,
+        shutdown_grace=shutdown_grace,
+    )

@@ -4,11 +4,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Protocol
 
 from runtime import Boss, JobContext, Worker, process_job
 
-from .._support import Route, parse_payload, router
+from .._support import Route, build_worker, parse_payload
 from .models import OrderCancelled, OrderPlaced, StockChangedV2
 
 __all__ = ["OrdersHandlers", "V2SyncHandlers", "orders_worker", "v2_sync_worker"]
@@ -28,11 +29,23 @@ class OrdersHandlers(Protocol):
         """Handle ``order-cancelled``."""
 
 
-def orders_worker(boss: Boss, handlers: OrdersHandlers, *, concurrency: int = 10) -> Worker:
+def orders_worker(
+    boss: Boss,
+    handlers: OrdersHandlers,
+    *,
+    concurrency: int = 10,
+    label: str | None = None,
+    batch_size: int | None = None,
+    poll_interval: timedelta | float | None = None,
+    shutdown_grace: timedelta | float | None = None,
+) -> Worker:
     """A worker for queue ``shop.orders`` that calls ``handlers`` by event.
 
     Each payload is validated with its event's model first; an invalid payload or an unknown
     event fails the job without retries (so it reaches the dead-letter queue).
+
+    The keyword options are those of ``runtime.Worker``; an option left as None takes the
+    Worker's default.
     """
 
     async def run_order_placed(job: JobContext) -> None:
@@ -57,7 +70,16 @@ def orders_worker(boss: Boss, handlers: OrdersHandlers, *, concurrency: int = 10
         "order-placed": run_order_placed,
         "order-cancelled": run_order_cancelled,
     }
-    return Worker(boss, "shop.orders", router("shop.orders", routes), concurrency=concurrency)
+    return build_worker(
+        boss,
+        "shop.orders",
+        routes,
+        concurrency=concurrency,
+        label=label,
+        batch_size=batch_size,
+        poll_interval=poll_interval,
+        shutdown_grace=shutdown_grace,
+    )
 
 
 class V2SyncHandlers(Protocol):
@@ -70,11 +92,23 @@ class V2SyncHandlers(Protocol):
         """Handle ``stock-changed-v2``."""
 
 
-def v2_sync_worker(boss: Boss, handlers: V2SyncHandlers, *, concurrency: int = 10) -> Worker:
+def v2_sync_worker(
+    boss: Boss,
+    handlers: V2SyncHandlers,
+    *,
+    concurrency: int = 10,
+    label: str | None = None,
+    batch_size: int | None = None,
+    poll_interval: timedelta | float | None = None,
+    shutdown_grace: timedelta | float | None = None,
+) -> Worker:
     """A worker for queue ``shop.v2-sync`` that calls ``handlers`` by event.
 
     Each payload is validated with its event's model first; an invalid payload or an unknown
     event fails the job without retries (so it reaches the dead-letter queue).
+
+    The keyword options are those of ``runtime.Worker``; an option left as None takes the
+    Worker's default.
     """
 
     async def run_stock_changed_v2(job: JobContext) -> None:
@@ -89,4 +123,13 @@ def v2_sync_worker(boss: Boss, handlers: V2SyncHandlers, *, concurrency: int = 1
     routes: dict[str, Route] = {
         "stock-changed-v2": run_stock_changed_v2,
     }
-    return Worker(boss, "shop.v2-sync", router("shop.v2-sync", routes), concurrency=concurrency)
+    return build_worker(
+        boss,
+        "shop.v2-sync",
+        routes,
+        concurrency=concurrency,
+        label=label,
+        batch_size=batch_size,
+        poll_interval=poll_interval,
+        shutdown_grace=shutdown_grace,
+    )
