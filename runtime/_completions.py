@@ -5,7 +5,9 @@ goes out in one statement each (``UPDATE ... FROM unnest``), and every ``heartbe
 one statement extends the lease of all active jobs. Each write carries the fencing token of its
 claim, so a worker that lost its lease (rescued, re-claimed elsewhere) changes nothing and logs
 it. A failed write is retried with backoff until the job's lease would have run out; after that
-the job is left to the rescuer (it is never lost, at worst run again).
+the job is left to the rescuer (it is never lost, at worst run again). A batch the server
+rejects is retried row by row, so one bad row does not hold back the others, and heartbeats go
+on while results cannot be written.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -53,6 +55,45 @@ class _Failed:
     error: str
     permanent: bool
     deadline: float
+
+
+def _backoff(failures: int) -> float:
+    return min(0.05 * 2.0**failures, 2.0)
+
+
+def _statement_error(exc: Exception) -> bool:
+    """An error the server raised for this statement (a constraint, a trigger, a bad value),
+    as opposed to a lost connection or a server going down: worth retrying row by row."""
+    if not isinstance(exc, psycopg.Error) or exc.sqlstate is None:
+        return False
+    return exc.sqlstate[:2] not in ("08", "53", "57", "58")
+
+
+_Item = TypeVar("_Item", bound=_Done | _Failed)
+
+
+async def _write_isolating(
+    batch: list[_Item], write: Callable[[list[_Item]], Awaitable[None]]
+) -> tuple[list[_Item], Exception | None]:
+    """Write ``batch`` in one statement; if the server rejects it, write its items one by one
+    so that one bad row (a poison output, a failing trigger) does not hold back the others.
+    Returns the items not written and the error that stopped them."""
+    try:
+        await write(batch)
+        return [], None
+    except Exception as exc:
+        if len(batch) == 1 or not _statement_error(exc):
+            return batch, exc
+        error: Exception = exc
+    left: list[_Item] = []
+    for index, item in enumerate(batch):
+        try:
+            await write([item])
+        except Exception as exc:
+            if not _statement_error(exc):
+                return left + batch[index:], exc
+            left.append(item)
+    return left, (error if left else None)
 
 
 class CompletionWriter:
@@ -114,6 +155,7 @@ class CompletionWriter:
             cur = await conn.execute(
                 self._q["heartbeat_many"],
                 {"ids": [job_id], "fences": [fence], "lease": self._lease},
+                prepare=False,
             )
             alive = bool(await cur.fetchall())
         lease = self._active.get(job_id)
@@ -156,24 +198,41 @@ class CompletionWriter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
             self._wake.clear()
-            try:
-                if self._done or self._failed:
+            # Results and heartbeats fail independently: a result that cannot be written
+            # must not stop the heartbeats of the other jobs (they would be rescued and run
+            # again), and the other way round.
+            failed = False
+            if self._done or self._failed:
+                try:
                     await self._write_results()
-                if time.monotonic() >= next_beat:
+                except Exception as exc:
+                    failed = True
+                    self._log_failure("writing job results", exc, failures)
+                    self._drop_expired()
+            if time.monotonic() >= next_beat:
+                try:
                     await self._heartbeat_all()
                     next_beat = time.monotonic() + self._heartbeat_interval
+                except Exception as exc:
+                    failed = True
+                    self._log_failure("heartbeating active jobs", exc, failures)
+            if not failed:
                 failures = 0
-            except Exception as exc:
-                failures += 1
-                delay = min(0.05 * 2**failures, 2.0)
-                log.warning(
-                    "writing job results failed (%s: %s); retrying in %.2fs",
-                    type(exc).__name__,
-                    exc,
-                    delay,
-                )
-                self._drop_expired()
-                await asyncio.sleep(delay)
+                continue
+            failures += 1
+            # Back off, but never past the next heartbeat.
+            delay = min(_backoff(failures), max(0.05, next_beat - time.monotonic()))
+            await asyncio.sleep(delay)
+
+    @staticmethod
+    def _log_failure(what: str, exc: Exception, failures: int) -> None:
+        log.warning(
+            "%s failed (%s: %s); retrying in up to %.2fs",
+            what,
+            type(exc).__name__,
+            exc,
+            _backoff(failures + 1),
+        )
 
     def _drop_expired(self) -> None:
         now = time.monotonic()
@@ -192,21 +251,28 @@ class CompletionWriter:
         self._failed = [item for item in self._failed if item.deadline > now]
 
     async def _write_results(self) -> None:
-        """Write everything buffered; on an error the unwritten part stays buffered."""
+        """Write everything buffered; what could not be written stays buffered and the first
+        error is raised."""
+        error: Exception | None = None
         if self._done:
             done, self._done = self._done, []
             try:
-                await self._write_done(done)
+                left_done, error = await _write_isolating(done, self._write_done)
             except BaseException:
                 self._done[:0] = done
                 raise
+            self._done[:0] = left_done
         if self._failed:
             failed, self._failed = self._failed, []
             try:
-                await self._write_failed(failed)
+                left_failed, failed_error = await _write_isolating(failed, self._write_failed)
             except BaseException:
                 self._failed[:0] = failed
                 raise
+            self._failed[:0] = left_failed
+            error = error or failed_error
+        if error is not None:
+            raise error
 
     async def _write_done(self, batch: list[_Done]) -> None:
         params = {
@@ -216,7 +282,9 @@ class CompletionWriter:
         }
         conn = await self._pool.getconn()
         try:
-            cur = await conn.execute(self._q["complete_many"], params, prepare=True)
+            # Never prepared: a generic plan believes the id list has 10 rows and may rescan
+            # it per job row (quadratic in the batch); a custom plan sees the real size.
+            cur = await conn.execute(self._q["complete_many"], params, prepare=False)
             written = await cur.fetchall()
         finally:
             await self._pool.putconn(conn)
@@ -262,7 +330,7 @@ class CompletionWriter:
         }
         async with self._pool.connection() as conn:
             sent = time.monotonic()
-            cur = await conn.execute(self._q["heartbeat_many"], params, prepare=True)
+            cur = await conn.execute(self._q["heartbeat_many"], params, prepare=False)
             alive = {row[0] for row in await cur.fetchall()}
         for job_id, lease in leases:
             if job_id in alive:

@@ -118,7 +118,7 @@ class WorkerRuntime:
         for attempt in range(3):
             try:
                 async with self.pool.connection() as conn:
-                    cur = await conn.execute(self.q["hand_back"], params)
+                    cur = await conn.execute(self.q["hand_back"], params, prepare=False)
                     row = await cur.fetchone()
                     return int(row[0]) if row else 0
             except psycopg.Error as exc:

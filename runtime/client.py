@@ -255,8 +255,8 @@ class Boss(SendOps, JobOps):
     ) -> Worker:
         """A worker running ``processor`` inside ``process_job`` (start/finish/fail logging).
 
-        Async processors run on the event loop; sync ones in the worker's own thread pool
-        (``concurrency`` threads). A sync processor cannot be interrupted: at expiry or
+        Async processors run on the event loop; sync ones in threads of the worker's own
+        (a daemon thread per running job). A sync processor cannot be interrupted: at expiry or
         shutdown its job is failed or handed back and the thread's result is ignored.
         """
         return wrapped_worker(

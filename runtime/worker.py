@@ -1,6 +1,7 @@
 """The ``Worker``: claims jobs of one queue and runs a processor on each, concurrently.
 
-It claims with ``FOR UPDATE SKIP LOCKED`` in batches sized to its free slots, runs up to
+It claims with ``FOR UPDATE SKIP LOCKED`` in batches sized to its free slots (plus jobs
+claimed ahead while handlers are faster than claims), runs up to
 ``concurrency`` processors at once, hands results to the Boss's batched writer, and sleeps
 until a notification or the poll interval when the queue is empty. ``stop()`` stops claiming,
 lets running jobs finish up to a grace period, then cancels the rest and hands them back.
@@ -13,8 +14,8 @@ import contextlib
 import inspect
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ._ident import validate_queue_name
 from ._options import Duration, positive_int, seconds
 from ._payload import encode_output, error_document
+from ._threads import DaemonThreads
 from .errors import ConfigurationError, PermanentJobError
 from .jobs import JobContext, JobId, process_job
 
@@ -66,7 +68,8 @@ class Worker:
         self.queue = validate_queue_name(queue)
         self.concurrency = positive_int("concurrency", concurrency)
         self.label = label or queue
-        #: Most jobs claimed at once (default: the free slots, up to ``concurrency``).
+        #: Most jobs claimed at once (default: the free slots, plus up to ``concurrency``
+        #: claimed ahead while the handlers finish faster than a claim takes).
         self.batch_size = None if batch_size is None else positive_int("batch_size", batch_size)
         self.poll_interval = (
             boss.poll_interval if poll_interval is None else seconds("poll_interval", poll_interval)
@@ -75,9 +78,14 @@ class Worker:
         self.boss = boss
         self._boss = boss
         self._processor = processor
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: DaemonThreads | None = None
         self._runtime: WorkerRuntime | None = None
         self._running: dict[JobId, _Running] = {}
+        #: Claimed (leased, heartbeated) jobs waiting for a free slot; see ``_claim_loop``.
+        self._ready: deque[tuple[Any, ...]] = deque()
+        self._ahead = 0
+        self._claim_s = 0.0  # duration of the last claim
+        self._slot_wait_s = 0.0  # time spent waiting for a free slot since then
         self._wake = asyncio.Event()
         self._slot = asyncio.Event()
         self._hurry = asyncio.Event()
@@ -120,15 +128,28 @@ class Worker:
         assert runtime is not None
         failures = 0
         while not self._stopping:
+            self._start_ready(runtime)
             free = self.concurrency - len(self._running)
-            if free <= 0:
+            if free <= 0 or self._ready:
                 self._slot.clear()
+                waiting = time.monotonic()
                 await self._slot.wait()
+                self._slot_wait_s += time.monotonic() - waiting
                 continue
             self._wake.clear()
-            want = min(free, self.batch_size or self.concurrency)
+            # Claim ahead: while the worker waits on claims rather than on its handlers (the
+            # slots freed up faster than a claim takes), each claim also takes up to
+            # ``concurrency`` jobs more than the free slots, started as slots free up: fewer
+            # commits per job. As soon as handlers take longer than a claim, no job is
+            # claimed ahead, so none is held back from other workers while slots are busy.
+            if self._slot_wait_s > self._claim_s:
+                self._ahead = 0
+            want = min(free + self._ahead, self.batch_size or self.concurrency + self._ahead)
             try:
+                claiming = time.monotonic()
                 rows = await runtime.claim(self.queue, want)
+                self._claim_s = time.monotonic() - claiming
+                self._slot_wait_s = 0.0
             except Exception as exc:
                 failures += 1
                 delay = min(0.05 * 2**failures, 2.0)
@@ -142,10 +163,27 @@ class Worker:
                 await self._pause(delay)
                 continue
             failures = 0
+            if self._stopping:
+                # A stop began while this claim was in flight: give the jobs back unstarted
+                # (no attempt used) rather than start them after the stop signal.
+                if rows:
+                    await runtime.hand_back([(row[0], row[1]) for row in rows])
+                break
+            track = runtime.writer.track
             for row in rows:
-                self._launch(runtime, row)
+                track(row[0], row[1])
+            self._ready.extend(rows)
+            self._start_ready(runtime)
             if len(rows) < want:
+                self._ahead = 0
                 await self._pause(self.poll_interval)
+            else:
+                self._ahead = min(self.concurrency, 2 * self._ahead or 1)
+
+    def _start_ready(self, runtime: WorkerRuntime) -> None:
+        ready = self._ready
+        while ready and len(self._running) < self.concurrency:
+            self._launch(runtime, ready.popleft())
 
     async def _pause(self, delay: float) -> None:
         """Sleep until woken (a notification, a stop) or ``delay`` passes."""
@@ -163,7 +201,6 @@ class Worker:
             await writer.heartbeat_one(job_id, fence)
 
         ctx = JobContext(job_id, self.queue, row[3], attempt=row[2] + 1, heartbeat=heartbeat)
-        writer.track(job_id, fence)
         running = _Running(None, fence, time.monotonic())
         self._running[job_id] = running
         running.task = asyncio.get_running_loop().create_task(self._execute(ctx, running))
@@ -237,7 +274,19 @@ class Worker:
             self._boss._detach(self)
             self._stopped.set()
 
+    async def _return_ready(self) -> None:
+        """Give back the claimed jobs that never started (no attempt used)."""
+        if not self._ready:
+            return
+        runtime = self._runtime
+        assert runtime is not None
+        rows, self._ready = list(self._ready), deque()
+        for row in rows:
+            runtime.writer.untrack(row[0])
+        await runtime.hand_back([(row[0], row[1]) for row in rows])
+
     async def _drain(self, grace: float) -> None:
+        await self._return_ready()
         tasks = [r.task for r in self._running.values() if r.task is not None]
         if tasks:
             hurry: asyncio.Future[Any] = asyncio.ensure_future(self._hurry.wait())
@@ -316,16 +365,13 @@ def wrapped_worker(
     **options: Any,
 ) -> Worker:
     """``Boss.worker``: a Worker whose processor runs inside ``process_job``; sync processors
-    run in a thread pool of the worker's own."""
+    run in threads of their own (daemon threads: one still running after its job was handed
+    back or expired does not keep the process alive)."""
     name = label or queue
     is_async = inspect.iscoroutinefunction(processor) or inspect.iscoroutinefunction(
         getattr(processor, "__call__", None)  # noqa: B004 - async callable objects
     )
-    executor = (
-        None
-        if is_async
-        else ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"queues-{name}")
-    )
+    executor = None if is_async else DaemonThreads(f"queues-{name}")
 
     async def run(ctx: JobContext) -> object:
         if executor is None:

@@ -128,16 +128,26 @@ WHERE j.id = ANY(ARRAY(SELECT id FROM next))
 RETURNING j.id, j.fence, j.retry_count, j.data;
 
 -- name: complete_many
+-- Writes by id go through job_pkey whatever the statistics say. `j.id = ANY(ids)` gives the
+-- planner an index condition on the primary key that a seq scan would have to pay for per row,
+-- and the state is compared as text so that no partial index (job_active: state = 'active',
+-- job_finished: state > 'active') can be proven to match: after ANALYZE of a backlog with no
+-- active job the planner believes job_active holds one row and would read all of it (live
+-- and dead entries) for every batch, falling behind the lease under load. The same holds for
+-- every write by id below and in fail_jobs (migration 0001); tests/runtime/test_rt_plan.py
+-- checks their plans. The batched writes are run unprepared (custom plans): a generic plan
+-- estimates 10 ids and may rescan the id list for every job row, quadratic in the batch.
 UPDATE {schema}.job AS j
 SET state = 'completed', completed_on = now(), lease_until = NULL, output = c.output::jsonb
 FROM unnest(%(ids)b::uuid[], %(fences)b::int[], %(outputs)b::text[]) AS c(id, fence, output)
-WHERE j.id = c.id AND j.fence = c.fence AND j.state = 'active'
+WHERE j.id = ANY(%(ids)b::uuid[]) AND j.id = c.id AND j.fence = c.fence
+  AND j.state::text = 'active'
 RETURNING j.id;
 
 -- name: complete_one
 UPDATE {schema}.job
 SET state = 'completed', completed_on = now(), lease_until = NULL, output = %(output)s::jsonb
-WHERE id = %(id)s AND state = 'active'
+WHERE id = %(id)s AND state::text = 'active'  -- by job_pkey (see complete_many)
 RETURNING id;
 
 -- name: fail_many
@@ -149,7 +159,8 @@ FROM {schema}.fail_jobs(%(ids)b::uuid[], %(fences)b::int[], %(errors)b::text[]::
 UPDATE {schema}.job AS j
 SET lease_until = now() + %(lease)s::interval
 FROM unnest(%(ids)b::uuid[], %(fences)b::int[]) AS h(id, fence)
-WHERE j.id = h.id AND j.fence = h.fence AND j.state = 'active'
+WHERE j.id = ANY(%(ids)b::uuid[]) AND j.id = h.id AND j.fence = h.fence  -- see complete_many
+  AND j.state::text = 'active'
 RETURNING j.id;
 
 -- name: hand_back
@@ -158,7 +169,8 @@ WITH back AS (
     SET state = CASE WHEN j.retry_count > 0 THEN 'retry' ELSE 'created' END::{schema}.job_state,
         start_after = now(), started_on = NULL, lease_until = NULL
     FROM unnest(%(ids)b::uuid[], %(fences)b::int[]) AS h(id, fence)
-    WHERE j.id = h.id AND j.fence = h.fence AND j.state = 'active'
+    WHERE j.id = ANY(%(ids)b::uuid[]) AND j.id = h.id AND j.fence = h.fence  -- see complete_many
+      AND j.state::text = 'active'
     RETURNING j.queue
 ), per_queue AS (
     SELECT queue, count(*) AS n FROM back GROUP BY queue
@@ -176,7 +188,7 @@ WITH r AS (
     UPDATE {schema}.job
     SET state = CASE WHEN retry_count > 0 THEN 'retry' ELSE 'created' END::{schema}.job_state,
         completed_on = NULL, started_on = NULL, start_after = now()
-    WHERE id = %(id)s AND state = 'cancelled'
+    WHERE id = %(id)s AND state::text = 'cancelled'  -- by job_pkey (see complete_many)
     RETURNING queue
 )
 SELECT r.queue FROM r CROSS JOIN LATERAL (SELECT pg_notify({channel}, r.queue)) AS n;
@@ -185,7 +197,7 @@ SELECT r.queue FROM r CROSS JOIN LATERAL (SELECT pg_notify({channel}, r.queue)) 
 WITH r AS (
     UPDATE {schema}.job
     SET state = 'retry', completed_on = NULL, started_on = NULL, start_after = now()
-    WHERE id = %(id)s AND state = 'failed'
+    WHERE id = %(id)s AND state::text = 'failed'  -- by job_pkey (see complete_many)
     RETURNING queue
 )
 SELECT r.queue FROM r CROSS JOIN LATERAL (SELECT pg_notify({channel}, r.queue)) AS n;

@@ -57,9 +57,12 @@ QUEUE = "rel.work"
 T = TypeVar("T")
 
 
-def queue_config(name: str = QUEUE, *, concurrency: int = 10, **worker: Any) -> dict[str, Any]:
-    """One queue of a worker process: its name, concurrency and ``Worker`` options."""
-    return {"name": name, "concurrency": concurrency, "worker": worker}
+def queue_config(
+    name: str = QUEUE, *, concurrency: int = 10, sync: bool = False, **worker: Any
+) -> dict[str, Any]:
+    """One queue of a worker process: its name, concurrency, ``Worker`` options, and whether
+    its handler is a sync function run in threads (through ``Boss.worker``)."""
+    return {"name": name, "concurrency": concurrency, "sync": sync, "worker": worker}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ records what it does in two tables of the same schema (created by the test befor
   load tests where no process is killed; ``recorder: "file"`` appends lines to ``record_file``
   and needs no connection at all).
 
-The handler's behaviour comes from the job's data (keys are optional):
+The handler's behaviour comes from the job's data (keys are optional); a queue configured with
+``"sync": true`` gets a sync handler through ``Boss.worker`` instead (it runs in a thread and
+knows only ``sleep``, ``sleep_first`` and ``output``):
 
 * ``sleep``: seconds to sleep on every attempt; ``sleep_first``: seconds on attempt 1 only;
 * ``raise``: ``"error"``, ``"nul"`` (message with a NUL), ``"permanent"``, ``"systemexit"``,
@@ -215,6 +217,31 @@ def _make_handler(boss: Any, recorder: _Recorder, record_start: bool) -> Any:
     return handler
 
 
+def _make_sync_handler(dsn: str, schema: str) -> Any:
+    """The handler for ``Boss.worker`` with a sync processor (it runs in a thread): sleeps and
+    records like the async one, on a connection of its own per call."""
+
+    def record(table: str, job_id: str, attempt: int) -> None:
+        statement = sql.SQL("INSERT INTO {}.{} (job_id, attempt, pid) VALUES (%s, %s, %s)").format(
+            sql.Identifier(schema), sql.Identifier(table)
+        )
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(statement, (job_id, attempt, os.getpid()))
+
+    def handler(ctx: Any) -> object:
+        data: dict[str, Any] = ctx.data if isinstance(ctx.data, dict) else {}
+        job_id, attempt = str(ctx.id), int(ctx.attempt)
+        record("rel_started", job_id, attempt)
+        delay = float(data.get("sleep", 0))
+        if attempt == 1:
+            delay += float(data.get("sleep_first", 0))
+        time.sleep(delay)
+        record("rel_effects", job_id, attempt)
+        return _output(data.get("output"))
+
+    return handler
+
+
 def _raise(kind: str, permanent: type[Exception]) -> None:
     if kind == "error":
         raise RuntimeError("handler failed on purpose")
@@ -254,8 +281,16 @@ def _build(config: dict[str, Any]) -> tuple[Any, list[Any], _Recorder]:
     boss = Boss(dsn, schema=schema, **_durations(config.get("boss", {})))
     recorder = _Recorder(dsn, schema, config.get("recorder", "each"), config.get("record_file"))
     handler = _make_handler(boss, recorder, config.get("record_start", True))
+    sync_handler = _make_sync_handler(dsn, schema)
     workers = [
-        Worker(
+        boss.worker(
+            spec["name"],
+            sync_handler,
+            concurrency=spec.get("concurrency", 10),
+            **_durations(spec.get("worker", {})),
+        )
+        if spec.get("sync")
+        else Worker(
             boss,
             spec["name"],
             handler,

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from runtime import Boss, ConfigurationError, QueueSpec, RetryPolicy
+from runtime import Boss, ConfigurationError, QueueSpec, RetryPolicy, SyncBoss
 from runtime._ident import channel_name
 
 from ._harness import (
@@ -49,6 +49,10 @@ async def test_fault06_no_notifications_polling_still_delivers(
     assert float(worst) <= POLL + 1.0, f"a job waited {worst} s to start"
 
 
+#: More jobs than ``Boss(copy_threshold=2000)``: such a batch is written with COPY.
+COPY_SIZE = 2001
+
+
 async def _drain(conn: psycopg.AsyncConnection[Any], seconds: float) -> list[str]:
     return [n.payload async for n in conn.notifies(timeout=seconds)]
 
@@ -61,7 +65,7 @@ async def test_fault08_enqueue_in_caller_transaction(
     start proves the wake-up came with the commit."""
     await boss.create_queue(QueueSpec(name=QUEUE))
     options = {**FAST_BOSS, "poll_interval": 60.0}
-    await procs.start("w", queues=[queue_config()], boss=options)
+    await procs.start("w", queues=[queue_config(concurrency=50)], boss=options, recorder="batched")
     async with (
         await psycopg.AsyncConnection.connect(dsn, autocommit=True) as listener,
         await psycopg.AsyncConnection.connect(dsn) as caller,
@@ -70,8 +74,21 @@ async def test_fault08_enqueue_in_caller_transaction(
 
         async with caller.transaction(force_rollback=True):
             rolled_back = await boss.send(QUEUE, {}, conn=caller)
+            rolled_back_many = await boss.send_many(QUEUE, [{} for _ in range(3)], conn=caller)
+            many: list[dict[str, Any]] = [{} for _ in range(COPY_SIZE)]
+            rolled_back_copy = await boss.send_many(QUEUE, many, conn=caller)
+        with (
+            psycopg.connect(dsn) as sync_caller,
+            SyncBoss(dsn, schema=db.schema) as sync_boss,
+            sync_caller.transaction(force_rollback=True),
+        ):
+            rolled_back_sync = sync_boss.send(QUEUE, {}, conn=sync_caller)
+            sync_boss.send_many(QUEUE, [{} for _ in range(COPY_SIZE)], conn=sync_caller)
         assert await boss.get_job(rolled_back) is None
+        assert await boss.get_job(rolled_back_sync) is None
+        assert await db.jobs() == {}, "a rolled-back send left a job"
         assert await _drain(listener, 1.0) == [], "a rolled-back send woke the workers"
+        assert len(rolled_back_many) + len(rolled_back_copy) == COPY_SIZE + 3
 
         async with caller.transaction():
             committed = await boss.send(QUEUE, {}, conn=caller)
@@ -81,7 +98,23 @@ async def test_fault08_enqueue_in_caller_transaction(
         await wait_until(
             lambda: db.all_completed([committed]), timeout=SLACK, what="the committed job"
         )
-        assert await db.jobs([rolled_back]) == {}
+
+        async with caller.transaction():
+            batch = await boss.send_many(QUEUE, [{} for _ in range(COPY_SIZE)], conn=caller)
+            assert await _drain(listener, 1.0) == [], "woken before the commit"
+        assert await _drain(listener, 2.0) == [QUEUE]
+
+        async def batch_started() -> bool:
+            return bool(
+                await db.scalar(
+                    "SELECT count(*) FROM {s}.job WHERE started_on IS NOT NULL AND id = ANY(%s)",
+                    (batch,),
+                )
+            )
+
+        await wait_until(batch_started, timeout=SLACK, what="the batch to be woken")
+        await wait_until(lambda: db.all_completed(batch), timeout=60, what="the whole batch")
+        assert len(await db.jobs()) == COPY_SIZE + 1
 
 
 def _app_name(db: Db) -> str:

@@ -30,18 +30,24 @@ GRACE = 3.0
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("sync", [False, True], ids=["async", "sync-in-threads"])
 async def test_fault11_sigterm_with_grace_then_second_signal(
-    procs: Procs, db: Db, boss: Boss
+    procs: Procs, db: Db, boss: Boss, sync: bool
 ) -> None:
     """SIGTERM to ``queues worker --shutdown-grace G`` with one job of 0.5 G and one of 3 G
     running: nothing is claimed after the signal, the short job completes, the long one is
     cancelled at G and handed back without using up an attempt, and the process exits within
-    G + 1 s. Then a second signal exits at once, and every job still completes later."""
+    G + 1 s. Then a second signal exits at once, and every job still completes later. Both
+    with async handlers and with sync ones (which run in threads and cannot be interrupted:
+    their job is handed back all the same, and the process does not wait for the thread)."""
     await boss.create_queue(QueueSpec(name=QUEUE, retry=NO_DELAY))
     short = await boss.send(QUEUE, {"sleep": 0.5 * GRACE})
     long = await boss.send(QUEUE, {"sleep_first": 3 * GRACE})
     first = procs.spawn_cli(
-        "term", shutdown_grace=GRACE, queues=[queue_config(concurrency=4)], boss=FAST_BOSS
+        "term",
+        shutdown_grace=GRACE,
+        queues=[queue_config(concurrency=4, sync=sync)],
+        boss=FAST_BOSS,
     )
     await first.wait_ready()
 
@@ -67,7 +73,10 @@ async def test_fault11_sigterm_with_grace_then_second_signal(
     # The second signal: the same long job (handed back, still on its first attempt) is
     # running again with a new one, the process is told twice and leaves at once.
     second = procs.spawn_cli(
-        "twice", shutdown_grace=GRACE, queues=[queue_config(concurrency=4)], boss=FAST_BOSS
+        "twice",
+        shutdown_grace=GRACE,
+        queues=[queue_config(concurrency=4, sync=sync)],
+        boss=FAST_BOSS,
     )
     await second.wait_ready()
     long2 = await boss.send(QUEUE, {"sleep_first": 3 * GRACE})

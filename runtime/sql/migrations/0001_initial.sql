@@ -89,9 +89,14 @@ WITH f AS (
                                    AND q.dead_letter IS NOT NULL
                               THEN gen_random_uuid() END
     FROM f, {schema}.queue AS q
+    -- By job_pkey whatever the statistics: the state is compared as text, so the partial index
+    -- job_active (which the planner may believe holds one row, after ANALYZE of a backlog with
+    -- no active job) cannot be chosen to read the jobs. This body is always planned without
+    -- the values (the id list estimated at 10 rows), so the join stays a primary-key lookup
+    -- per id; `j.id = ANY(p_ids)` here would make it rescan the id list for every job row.
     WHERE j.id = f.id
       AND (f.fence IS NULL OR j.fence = f.fence)
-      AND j.state = 'active'
+      AND j.state::text = 'active'
       AND q.name = j.queue
     RETURNING j.id, j.state, j.dead_letter_id, q.dead_letter, j.queue, j.data, j.priority,
               j.output, j.retry_count
