@@ -37,6 +37,9 @@ log = logging.getLogger("queues.worker")
 
 Processor = Callable[[JobContext], Awaitable[object]]
 
+#: Seconds a job claimed ahead may wait for a free slot before it goes back to the queue.
+_AHEAD_HOLD_S = 1.0
+
 
 @dataclass(slots=True)
 class _Running:
@@ -133,7 +136,16 @@ class Worker:
             if free <= 0 or self._ready:
                 self._slot.clear()
                 waiting = time.monotonic()
-                await self._slot.wait()
+                if self._ready:
+                    try:
+                        await asyncio.wait_for(self._slot.wait(), _AHEAD_HOLD_S)
+                    except TimeoutError:
+                        # The handlers got slow: give the jobs claimed ahead back to the
+                        # queue (no attempt used) for other workers rather than hold them.
+                        self._ahead = 0
+                        await self._return_ready()
+                else:
+                    await self._slot.wait()
                 self._slot_wait_s += time.monotonic() - waiting
                 continue
             self._wake.clear()
@@ -176,7 +188,8 @@ class Worker:
             self._start_ready(runtime)
             if len(rows) < want:
                 self._ahead = 0
-                await self._pause(self.poll_interval)
+                if not self._ready:  # (jobs still waiting for a slot start first)
+                    await self._pause(self.poll_interval)
             else:
                 self._ahead = min(self.concurrency, 2 * self._ahead or 1)
 
