@@ -77,7 +77,8 @@ async def _run_workers(target: object, args: argparse.Namespace) -> int:
     from .client import Boss
     from .worker import Worker, start_workers
 
-    stop = _install_stop_signals()
+    workers: list[Worker] = []
+    stop = _install_stop_signals(workers)
     owned: Boss | None = None
     if isinstance(target, Worker) or _is_worker_list(target):
         if args.schema:
@@ -85,7 +86,7 @@ async def _run_workers(target: object, args: argparse.Namespace) -> int:
                 "--schema applies only when --app names a factory; ready-made workers use "
                 "the Boss they were built with"
             )
-        workers = _as_workers(target, args.app)
+        workers[:] = _as_workers(target, args.app)
         bosses = _bosses_of(workers)
         for boss in bosses:
             await boss.start(migrate=not args.no_migrate)
@@ -95,7 +96,7 @@ async def _run_workers(target: object, args: argparse.Namespace) -> int:
         await owned.start(migrate=not args.no_migrate)
         bosses = [owned]
         try:
-            workers = _as_workers(await _call_factory(target, owned, args.concurrency), args.app)
+            workers[:] = _as_workers(await _call_factory(target, owned, args.concurrency), args.app)
         except BaseException:
             await owned.stop()
             raise
@@ -172,8 +173,9 @@ def _set_concurrency(worker: Worker, concurrency: int) -> None:
     worker.concurrency = concurrency
 
 
-def _install_stop_signals() -> asyncio.Event:
-    """An event set by the first SIGTERM/SIGINT; a second signal exits the process at once."""
+def _install_stop_signals(workers: list[Worker]) -> asyncio.Event:
+    """An event set by the first SIGTERM/SIGINT, which also stops ``workers`` claiming right
+    away (no claim starts after the signal); a second signal exits the process at once."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
@@ -182,6 +184,8 @@ def _install_stop_signals() -> asyncio.Event:
             _log.warning("%s again: exiting now; unfinished jobs are retried later", signum.name)
             _exit_now()
         _log.info("%s received: shutting down (send it again to exit at once)", signum.name)
+        for worker in workers:
+            worker.stop_claiming()
         stop.set()
 
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -95,6 +95,7 @@ class Worker:
         self._loop_task: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
+        self._stop_called = False
         self._stopped = asyncio.Event()
         self._expire_s = 0.0
 
@@ -256,6 +257,13 @@ class Worker:
 
     # -- stopping ----------------------------------------------------------------------------
 
+    def stop_claiming(self) -> None:
+        """Claim no more jobs, from now on (synchronous: safe in a signal handler). Jobs that
+        a claim in flight returns are handed back unstarted; ``stop()`` does the rest."""
+        self._stopping = True
+        self._wake.set()
+        self._slot.set()
+
     async def stop(self, *, timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Stop claiming, let running jobs finish for up to ``timeout`` seconds (default
         ``shutdown_grace``), then cancel the rest and hand them back without using an attempt.
@@ -264,14 +272,13 @@ class Worker:
         """
         if self._loop_task is None:
             return
-        if self._stopping:
+        if self._stop_called:
             self._hurry.set()
             await self._stopped.wait()
             return
         grace = self.shutdown_grace if timeout is None else max(0.0, float(timeout))
-        self._stopping = True
-        self._wake.set()
-        self._slot.set()
+        self._stop_called = True
+        self.stop_claiming()
         await asyncio.gather(self._loop_task, return_exceptions=True)
         if self._sweeper is not None:
             self._sweeper.cancel()

@@ -154,3 +154,33 @@ async def test_a_stuck_sync_handler_is_handed_back(fast_boss: Boss) -> None:
     finally:
         release.set()
     assert (await _job(fast_boss, job_id)).state is JobState.CREATED
+
+
+async def test_stop_claiming_takes_effect_before_stop_runs(fast_boss: Boss) -> None:
+    """``stop_claiming()`` (what the CLI's signal handler calls) claims nothing more at once,
+    while the running job still finishes under the later ``stop()``."""
+    await make_queue(fast_boss, retry=NO_RETRY_DELAY)
+    release = asyncio.Event()
+    seen: list[str] = []
+
+    async def handler(ctx: JobContext) -> None:
+        seen.append(ctx.data["kind"])
+        await release.wait()
+
+    first = await fast_boss.send("q", {"kind": "first"})
+    worker = Worker(fast_boss, "q", handler, concurrency=2)
+    await worker.start()
+
+    async def first_started() -> bool:
+        return seen == ["first"]
+
+    await wait_until(first_started)
+    worker.stop_claiming()
+    after = await fast_boss.send("q", {"kind": "after"})
+    await asyncio.sleep(fast_boss.poll_interval + 0.2)  # a wake-up and a poll both pass
+    assert seen == ["first"]
+    release.set()
+    await asyncio.wait_for(worker.stop(timeout=5.0), 10)
+    assert (await _job(fast_boss, first)).state is JobState.COMPLETED
+    waiting = await _job(fast_boss, after)
+    assert (waiting.state, waiting.started_on) == (JobState.CREATED, None)
