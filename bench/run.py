@@ -185,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     tree_after = _runtime_tree()
     if tree_after != tree_before:
         log(f"runtime/ changed during the run ({tree_before} -> {tree_after})")
+    db.wait_ready(args.dsn)
     summary = summarize(samples)
     checks = check_targets(samples)
     report: dict[str, Any] = {

@@ -37,7 +37,7 @@ def write_chart(path: Path, summary: dict[str, dict[str, Summary]], labels: dict
     ax1.set_title("Throughput: median of rounds, whiskers min-max")
     _bars(ax2, summary, _LATENCY, systems, labels, titles)
     ax2.set_ylabel("ms (lower is better)")
-    ax2.set_title("Wake-up latency, enqueue -> handler start")
+    ax2.set_title("Wake-up latency (send -> handler)")
     ax1.legend(fontsize=8, loc="upper left")
     fig.savefig(path, dpi=110)
     plt.close(fig)

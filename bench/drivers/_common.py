@@ -10,6 +10,7 @@ Every phase checks its own work (all jobs there or done, none handled twice) and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -176,11 +177,19 @@ async def _seed(system: System, spec: Spec) -> dict[str, Any]:
     return {}
 
 
-async def _wait(event: asyncio.Event, seconds: float, what: str) -> None:
-    try:
-        await asyncio.wait_for(event.wait(), seconds)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}") from None
+async def _wait_handled(tally: _Tally, seconds: float, stall: float = 60.0) -> None:
+    """Until every job was handled; fail at the deadline, or once no job was handled for
+    `stall` seconds (a worker that died after a server restart never finishes)."""
+    deadline = time.perf_counter() + seconds
+    last, last_change = -1, time.perf_counter()
+    while not tally.done.is_set():
+        now = time.perf_counter()
+        if tally.handled != last:
+            last, last_change = tally.handled, now
+        if now > deadline or now - last_change > stall:
+            raise AssertionError(f"{tally.handled}/{tally.n} jobs handled, then no progress")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(tally.done.wait(), 1.0)
 
 
 async def _work(system: System, spec: Spec) -> dict[str, Any]:
@@ -190,9 +199,14 @@ async def _work(system: System, spec: Spec) -> dict[str, Any]:
     deadline = time.perf_counter() + spec.timeout_s
     clock = _Clock()
     await system.start_worker(spec.concurrency, tally)
-    await _wait(tally.done, spec.timeout_s, f"{spec.n} handler calls ({tally.handled} seen)")
+    await _wait_handled(tally, spec.timeout_s)
+    last, last_change = -1, time.perf_counter()
     while (done := await system.count_done() - before) < spec.n:
-        if time.perf_counter() > deadline:
+        now = time.perf_counter()
+        if done != last:
+            last, last_change = done, now
+        # Every handler has run: completions that make no progress for 30 s are lost.
+        if now > deadline or now - last_change > 30:
             raise AssertionError(f"only {done}/{spec.n} completions committed")
         await asyncio.sleep(0.002)
     clock.stop()
@@ -217,7 +231,7 @@ async def _latency(system: System, spec: Spec) -> dict[str, Any]:
             await asyncio.sleep(delay)
         sent[i] = time.perf_counter()
         await system.send(i)
-    await _wait(tally.done, spec.timeout_s, f"{spec.n} handler calls ({tally.handled} seen)")
+    await _wait_handled(tally, spec.timeout_s, stall=spec.timeout_s)
     await system.stop_worker()
     tally.verify()
     lat = sorted((tally.started[i] - sent[i]) * 1000 for i in range(spec.n))

@@ -150,14 +150,26 @@ async function seed() {
 async function waitCompleted(n, deadline) {
   const client = new pg.Client({ connectionString: spec.dsn });
   await client.connect();
+  // Every handler has run; a completion that makes no progress for STALL_MS is lost (e.g. the
+  // server restarted under it), so fail then rather than at the deadline.
+  const STALL_MS = 30000;
+  let last = -1;
+  let lastChange = performance.now();
   try {
     for (;;) {
       const { rows } = await client.query(
         "SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1 AND state = 'completed'",
         [QUEUE],
       );
+      const now = performance.now();
       if (rows[0].n >= n) return;
-      if (performance.now() > deadline) throw new Error(`only ${rows[0].n}/${n} jobs completed`);
+      if (rows[0].n !== last) {
+        last = rows[0].n;
+        lastChange = now;
+      }
+      if (now > deadline || now - lastChange > STALL_MS) {
+        throw new Error(`only ${rows[0].n}/${n} jobs completed`);
+      }
       await sleep(2);
     }
   } finally {
@@ -211,9 +223,7 @@ async function work() {
     }
     if (handled >= n) allHandled();
   });
-  const timer = setTimeout(allHandled, spec.timeout_s * 1000);
-  await handledAll;
-  clearTimeout(timer);
+  await waitHandled(() => handled, n, handledAll, spec.timeout_s * 1000, 60000);
   await waitCompleted(n, deadline);
   const result = done(n);
   await boss.offWork(QUEUE);
@@ -224,6 +234,27 @@ async function work() {
   const completed = await countJobs('completed');
   if (completed !== n) throw new Error(`expected ${n} completed jobs, found ${completed}`);
   return { ...result, handler_calls: calls, batch_size: batchSize };
+}
+
+// Until every job was handled; gives up at the deadline or once nothing was handled for stallMs
+// (a worker that lost its connection never finishes). The checks that follow then fail.
+async function waitHandled(getHandled, n, handledAll, timeoutMs, stallMs) {
+  const start = performance.now();
+  let last = -1;
+  let lastChange = start;
+  let finished = false;
+  handledAll.then(() => {
+    finished = true;
+  });
+  while (!finished) {
+    const now = performance.now();
+    if (getHandled() !== last) {
+      last = getHandled();
+      lastChange = now;
+    }
+    if (now - start > timeoutMs || now - lastChange > stallMs) return;
+    await Promise.race([handledAll, sleep(1000)]);
+  }
 }
 
 async function latency() {
