@@ -125,13 +125,8 @@ def _signature(head: str, params: Iterable[str], tail: str) -> Call:
 
 
 def _envelope(event: EventPlan, variable: str) -> Call:
-    """The job data: event name, JSON payload (wire names), the ``Boss``'s ``source``."""
-    args = [
-        py_str(event.name),
-        f'{variable}.model_dump(mode="json", by_alias=True)',
-        "source=boss.source",
-    ]
-    return Call("make_envelope(", args)
+    """The job data of one payload, built by ``_support.envelope``."""
+    return Call("envelope(", [py_str(event.name), variable, "boss.source"])
 
 
 def _envelopes(event: EventPlan) -> Comprehension:

@@ -12,8 +12,9 @@ from typing import Any
 
 from psycopg import AsyncConnection, Connection
 
-from runtime import Boss, JobId, SyncBoss, make_envelope
+from runtime import Boss, JobId, SyncBoss
 
+from .._support import envelope
 from .models import InvoiceCreated, InvoiceVoided, PaymentCaptured, RefundRequested
 
 __all__ = [
@@ -51,11 +52,7 @@ async def enqueue_invoice_created(
     """
     return await boss.send(
         "billing.invoices",
-        make_envelope(
-            "invoice-created",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("invoice-created", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -78,14 +75,7 @@ async def enqueue_invoice_created_many(
     """
     return await boss.send_many(
         "billing.invoices",
-        [
-            make_envelope(
-                "invoice-created",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("invoice-created", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -108,11 +98,7 @@ def enqueue_invoice_created_sync(
     """
     return boss.send(
         "billing.invoices",
-        make_envelope(
-            "invoice-created",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("invoice-created", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -135,14 +121,7 @@ def enqueue_invoice_created_many_sync(
     """
     return boss.send_many(
         "billing.invoices",
-        [
-            make_envelope(
-                "invoice-created",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("invoice-created", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -164,11 +143,7 @@ async def enqueue_invoice_voided(
     """
     return await boss.send(
         "billing.invoices",
-        make_envelope(
-            "invoice-voided",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("invoice-voided", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -191,14 +166,7 @@ async def enqueue_invoice_voided_many(
     """
     return await boss.send_many(
         "billing.invoices",
-        [
-            make_envelope(
-                "invoice-voided",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("invoice-voided", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -221,11 +189,7 @@ def enqueue_invoice_voided_sync(
     """
     return boss.send(
         "billing.invoices",
-        make_envelope(
-            "invoice-voided",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("invoice-voided", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -248,14 +212,7 @@ def enqueue_invoice_voided_many_sync(
     """
     return boss.send_many(
         "billing.invoices",
-        [
-            make_envelope(
-                "invoice-voided",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("invoice-voided", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -277,11 +234,7 @@ async def enqueue_payment_captured(
     """
     return await boss.send(
         "billing.payments",
-        make_envelope(
-            "payment-captured",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("payment-captured", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -304,14 +257,7 @@ async def enqueue_payment_captured_many(
     """
     return await boss.send_many(
         "billing.payments",
-        [
-            make_envelope(
-                "payment-captured",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("payment-captured", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -334,11 +280,7 @@ def enqueue_payment_captured_sync(
     """
     return boss.send(
         "billing.payments",
-        make_envelope(
-            "payment-captured",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("payment-captured", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -361,14 +303,7 @@ def enqueue_payment_captured_many_sync(
     """
     return boss.send_many(
         "billing.payments",
-        [
-            make_envelope(
-                "payment-captured",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("payment-captured", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -390,11 +325,7 @@ async def enqueue_refund_requested(
     """
     return await boss.send(
         "billing.payments",
-        make_envelope(
-            "refund-requested",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("refund-requested", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -417,14 +348,7 @@ async def enqueue_refund_requested_many(
     """
     return await boss.send_many(
         "billing.payments",
-        [
-            make_envelope(
-                "refund-requested",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("refund-requested", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -447,11 +371,7 @@ def enqueue_refund_requested_sync(
     """
     return boss.send(
         "billing.payments",
-        make_envelope(
-            "refund-requested",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("refund-requested", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -474,14 +394,7 @@ def enqueue_refund_requested_many_sync(
     """
     return boss.send_many(
         "billing.payments",
-        [
-            make_envelope(
-                "refund-requested",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("refund-requested", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,

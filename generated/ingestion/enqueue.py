@@ -12,8 +12,9 @@ from typing import Any
 
 from psycopg import AsyncConnection, Connection
 
-from runtime import Boss, JobId, SyncBoss, make_envelope
+from runtime import Boss, JobId, SyncBoss
 
+from .._support import envelope
 from .models import BatchReady, FileUploaded, WebhookReceived
 
 __all__ = [
@@ -47,11 +48,7 @@ async def enqueue_file_uploaded(
     """
     return await boss.send(
         "ingestion.imports",
-        make_envelope(
-            "file-uploaded",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("file-uploaded", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -74,14 +71,7 @@ async def enqueue_file_uploaded_many(
     """
     return await boss.send_many(
         "ingestion.imports",
-        [
-            make_envelope(
-                "file-uploaded",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("file-uploaded", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -104,11 +94,7 @@ def enqueue_file_uploaded_sync(
     """
     return boss.send(
         "ingestion.imports",
-        make_envelope(
-            "file-uploaded",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("file-uploaded", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -131,14 +117,7 @@ def enqueue_file_uploaded_many_sync(
     """
     return boss.send_many(
         "ingestion.imports",
-        [
-            make_envelope(
-                "file-uploaded",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("file-uploaded", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -160,11 +139,7 @@ async def enqueue_batch_ready(
     """
     return await boss.send(
         "ingestion.imports",
-        make_envelope(
-            "batch-ready",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("batch-ready", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -186,14 +161,7 @@ async def enqueue_batch_ready_many(
     """
     return await boss.send_many(
         "ingestion.imports",
-        [
-            make_envelope(
-                "batch-ready",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("batch-ready", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -216,11 +184,7 @@ def enqueue_batch_ready_sync(
     """
     return boss.send(
         "ingestion.imports",
-        make_envelope(
-            "batch-ready",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("batch-ready", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -243,14 +207,7 @@ def enqueue_batch_ready_many_sync(
     """
     return boss.send_many(
         "ingestion.imports",
-        [
-            make_envelope(
-                "batch-ready",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("batch-ready", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -272,11 +229,7 @@ async def enqueue_webhook_received(
     """
     return await boss.send(
         "ingestion.webhooks",
-        make_envelope(
-            "webhook-received",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("webhook-received", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -299,14 +252,7 @@ async def enqueue_webhook_received_many(
     """
     return await boss.send_many(
         "ingestion.webhooks",
-        [
-            make_envelope(
-                "webhook-received",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("webhook-received", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -329,11 +275,7 @@ def enqueue_webhook_received_sync(
     """
     return boss.send(
         "ingestion.webhooks",
-        make_envelope(
-            "webhook-received",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("webhook-received", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -356,14 +298,7 @@ def enqueue_webhook_received_many_sync(
     """
     return boss.send_many(
         "ingestion.webhooks",
-        [
-            make_envelope(
-                "webhook-received",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("webhook-received", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,

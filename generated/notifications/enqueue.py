@@ -12,8 +12,9 @@ from typing import Any
 
 from psycopg import AsyncConnection, Connection
 
-from runtime import Boss, JobId, SyncBoss, make_envelope
+from runtime import Boss, JobId, SyncBoss
 
+from .._support import envelope
 from .models import EmailRequested, PushRequested
 
 __all__ = [
@@ -43,11 +44,7 @@ async def enqueue_email_requested(
     """
     return await boss.send(
         "notifications.email",
-        make_envelope(
-            "email-requested",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("email-requested", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -70,14 +67,7 @@ async def enqueue_email_requested_many(
     """
     return await boss.send_many(
         "notifications.email",
-        [
-            make_envelope(
-                "email-requested",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("email-requested", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -100,11 +90,7 @@ def enqueue_email_requested_sync(
     """
     return boss.send(
         "notifications.email",
-        make_envelope(
-            "email-requested",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("email-requested", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -127,14 +113,7 @@ def enqueue_email_requested_many_sync(
     """
     return boss.send_many(
         "notifications.email",
-        [
-            make_envelope(
-                "email-requested",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("email-requested", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -156,11 +135,7 @@ async def enqueue_push_requested(
     """
     return await boss.send(
         "notifications.push",
-        make_envelope(
-            "push-requested",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("push-requested", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -183,14 +158,7 @@ async def enqueue_push_requested_many(
     """
     return await boss.send_many(
         "notifications.push",
-        [
-            make_envelope(
-                "push-requested",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("push-requested", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -213,11 +181,7 @@ def enqueue_push_requested_sync(
     """
     return boss.send(
         "notifications.push",
-        make_envelope(
-            "push-requested",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("push-requested", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -240,14 +204,7 @@ def enqueue_push_requested_many_sync(
     """
     return boss.send_many(
         "notifications.push",
-        [
-            make_envelope(
-                "push-requested",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("push-requested", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,

@@ -119,13 +119,14 @@ domains:
                 type: {type: string}
 """
     files = generate_files_from_text(text)
-    assert 'payload.model_dump(mode="json", by_alias=True)' in files["wire/enqueue.py"]
+    assert 'envelope("named-like-builtins", payload, boss.source)' in files["wire/enqueue.py"]
     write_tree(tmp_path / "pkgwire", files)
     sys.path.insert(0, str(tmp_path))
     try:
         model = importlib.import_module("pkgwire.wire").NamedLikeBuiltins
         payload = model.model_validate({"list": ["a"], "str": "b", "type": "c"})
-        dumped = payload.model_dump(mode="json", by_alias=True)
+        envelope = importlib.import_module("pkgwire._support").envelope
+        dumped = envelope("named-like-builtins", payload, None)["payload"]
         assert dumped == {"list": ["a"], "str": "b", "type": "c"}
         assert model.model_validate(dumped) == payload
     finally:

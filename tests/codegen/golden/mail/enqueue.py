@@ -12,8 +12,9 @@ from typing import Any
 
 from psycopg import AsyncConnection, Connection
 
-from runtime import Boss, JobId, SyncBoss, make_envelope
+from runtime import Boss, JobId, SyncBoss
 
+from .._support import envelope
 from .models import MailRequested
 
 __all__ = [
@@ -36,11 +37,7 @@ async def enqueue_mail_requested(
     """Enqueue one ``mail-requested`` job on queue ``mail.outbox``."""
     return await boss.send(
         "mail.outbox",
-        make_envelope(
-            "mail-requested",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("mail-requested", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -59,14 +56,7 @@ async def enqueue_mail_requested_many(
     """Enqueue a batch of ``mail-requested`` jobs on queue ``mail.outbox`` in one statement."""
     return await boss.send_many(
         "mail.outbox",
-        [
-            make_envelope(
-                "mail-requested",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("mail-requested", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -85,11 +75,7 @@ def enqueue_mail_requested_sync(
     """Enqueue one ``mail-requested`` job on queue ``mail.outbox`` (sync path, ``SyncBoss``)."""
     return boss.send(
         "mail.outbox",
-        make_envelope(
-            "mail-requested",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("mail-requested", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -110,14 +96,7 @@ def enqueue_mail_requested_many_sync(
     """
     return boss.send_many(
         "mail.outbox",
-        [
-            make_envelope(
-                "mail-requested",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("mail-requested", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,

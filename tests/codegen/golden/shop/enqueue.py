@@ -12,8 +12,9 @@ from typing import Any
 
 from psycopg import AsyncConnection, Connection
 
-from runtime import Boss, JobId, SyncBoss, make_envelope
+from runtime import Boss, JobId, SyncBoss
 
+from .._support import envelope
 from .models import OrderCancelled, OrderPlaced, StockChangedV2
 
 __all__ = [
@@ -47,11 +48,7 @@ async def enqueue_order_placed(
     """
     return await boss.send(
         "shop.orders",
-        make_envelope(
-            "order-placed",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("order-placed", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -73,14 +70,7 @@ async def enqueue_order_placed_many(
     """
     return await boss.send_many(
         "shop.orders",
-        [
-            make_envelope(
-                "order-placed",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("order-placed", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -102,11 +92,7 @@ def enqueue_order_placed_sync(
     """
     return boss.send(
         "shop.orders",
-        make_envelope(
-            "order-placed",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("order-placed", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -129,14 +115,7 @@ def enqueue_order_placed_many_sync(
     """
     return boss.send_many(
         "shop.orders",
-        [
-            make_envelope(
-                "order-placed",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("order-placed", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -155,11 +134,7 @@ async def enqueue_order_cancelled(
     """Enqueue one ``order-cancelled`` job on queue ``shop.orders``."""
     return await boss.send(
         "shop.orders",
-        make_envelope(
-            "order-cancelled",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("order-cancelled", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -178,14 +153,7 @@ async def enqueue_order_cancelled_many(
     """Enqueue a batch of ``order-cancelled`` jobs on queue ``shop.orders`` in one statement."""
     return await boss.send_many(
         "shop.orders",
-        [
-            make_envelope(
-                "order-cancelled",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("order-cancelled", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -204,11 +172,7 @@ def enqueue_order_cancelled_sync(
     """Enqueue one ``order-cancelled`` job on queue ``shop.orders`` (sync path, ``SyncBoss``)."""
     return boss.send(
         "shop.orders",
-        make_envelope(
-            "order-cancelled",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("order-cancelled", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -229,14 +193,7 @@ def enqueue_order_cancelled_many_sync(
     """
     return boss.send_many(
         "shop.orders",
-        [
-            make_envelope(
-                "order-cancelled",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("order-cancelled", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -255,11 +212,7 @@ async def enqueue_stock_changed_v2(
     """Enqueue one ``stock-changed-v2`` job on queue ``shop.v2-sync``."""
     return await boss.send(
         "shop.v2-sync",
-        make_envelope(
-            "stock-changed-v2",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("stock-changed-v2", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -278,14 +231,7 @@ async def enqueue_stock_changed_v2_many(
     """Enqueue a batch of ``stock-changed-v2`` jobs on queue ``shop.v2-sync`` in one statement."""
     return await boss.send_many(
         "shop.v2-sync",
-        [
-            make_envelope(
-                "stock-changed-v2",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("stock-changed-v2", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -306,11 +252,7 @@ def enqueue_stock_changed_v2_sync(
     """
     return boss.send(
         "shop.v2-sync",
-        make_envelope(
-            "stock-changed-v2",
-            payload.model_dump(mode="json", by_alias=True),
-            source=boss.source,
-        ),
+        envelope("stock-changed-v2", payload, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -331,14 +273,7 @@ def enqueue_stock_changed_v2_many_sync(
     """
     return boss.send_many(
         "shop.v2-sync",
-        [
-            make_envelope(
-                "stock-changed-v2",
-                payload.model_dump(mode="json", by_alias=True),
-                source=boss.source,
-            )
-            for payload in payloads
-        ],
+        [envelope("stock-changed-v2", payload, boss.source) for payload in payloads],
         conn=conn,
         start_after=start_after,
         priority=priority,
