@@ -39,6 +39,12 @@ Processor = Callable[[JobContext], Awaitable[object]]
 
 #: Seconds a job claimed ahead may wait for a free slot before it goes back to the queue.
 _AHEAD_HOLD_S = 1.0
+#: How long, at the rate the handlers finish, the jobs claimed ahead should last: the depth
+#: of claim-ahead follows the handlers' speed (more jobs per claim and per commit for fast
+#: handlers), while no job waits in the worker for much longer than this.
+_AHEAD_BUDGET_S = 0.05
+#: Most jobs claimed ahead of the free slots, however fast the handlers are.
+_AHEAD_MAX = 500
 
 
 @dataclass(slots=True)
@@ -87,6 +93,8 @@ class Worker:
         #: Claimed (leased, heartbeated) jobs waiting for a free slot; see ``_claim_loop``.
         self._ready: deque[tuple[Any, ...]] = deque()
         self._ahead = 0
+        self._finished = 0  # jobs finished since the worker started
+        self._rate = 0.0  # jobs finished per second, smoothed over the recent claims
         self._claim_s = 0.0  # duration of the last claim
         self._slot_wait_s = 0.0  # time spent waiting for a free slot since then
         self._wake = asyncio.Event()
@@ -131,6 +139,7 @@ class Worker:
         runtime = self._runtime
         assert runtime is not None
         failures = 0
+        rate_mark = (time.monotonic(), 0)
         while not self._stopping:
             self._start_ready(runtime)
             free = self.concurrency - len(self._running)
@@ -157,6 +166,7 @@ class Worker:
             # claimed ahead, so none is held back from other workers while slots are busy.
             if self._slot_wait_s > self._claim_s:
                 self._ahead = 0
+            rate_mark = self._measure_rate(rate_mark)
             want = min(free + self._ahead, self.batch_size or self.concurrency + self._ahead)
             try:
                 claiming = time.monotonic()
@@ -192,7 +202,22 @@ class Worker:
                 if not self._ready:  # (jobs still waiting for a slot start first)
                     await self._pause(self.poll_interval)
             else:
-                self._ahead = min(self.concurrency, 2 * self._ahead or 1)
+                self._ahead = min(self._ahead_limit(), 2 * self._ahead or 1)
+
+    def _measure_rate(self, mark: tuple[float, int]) -> tuple[float, int]:
+        now, finished = time.monotonic(), self._finished
+        elapsed = now - mark[0]
+        if elapsed < 0.005:  # too short to measure: keep the mark
+            return mark
+        rate = (finished - mark[1]) / elapsed
+        self._rate = rate if self._rate == 0.0 else 0.5 * (self._rate + rate)
+        return now, finished
+
+    def _ahead_limit(self) -> int:
+        """Jobs to claim beyond the free slots: at least ``concurrency``, and as many as the
+        handlers finish in ``_AHEAD_BUDGET_S`` (up to ``_AHEAD_MAX``)."""
+        by_rate = int(self._rate * _AHEAD_BUDGET_S)
+        return max(self.concurrency, min(_AHEAD_MAX, by_rate))
 
     def _start_ready(self, runtime: WorkerRuntime) -> None:
         ready = self._ready
@@ -253,6 +278,7 @@ class Worker:
                 runtime.writer.complete(ctx.id, running.fence, encode_output(result))
         finally:
             self._running.pop(ctx.id, None)
+            self._finished += 1
             self._slot.set()
 
     # -- stopping ----------------------------------------------------------------------------
