@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ._completions import CompletionWriter
 from ._listener import Listener
+from ._signal import Signal
 from .maintenance import Maintenance
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ class WorkerRuntime:
         self.writer = CompletionWriter(
             self.pool, self.q, lease=boss.lease, heartbeat_interval=boss.heartbeat_interval
         )
-        self._wakers: dict[str, set[asyncio.Event]] = {}
+        self._wakers: dict[str, set[Signal]] = {}
         self.listener: Listener | None = None
         if boss.listen:
             listen_kwargs = dict(connect_kwargs)
@@ -78,10 +79,10 @@ class WorkerRuntime:
 
     # -- wake-ups ----------------------------------------------------------------------------
 
-    def subscribe(self, queue: str, waker: asyncio.Event) -> None:
+    def subscribe(self, queue: str, waker: Signal) -> None:
         self._wakers.setdefault(queue, set()).add(waker)
 
-    def unsubscribe(self, queue: str, waker: asyncio.Event) -> None:
+    def unsubscribe(self, queue: str, waker: Signal) -> None:
         wakers = self._wakers.get(queue)
         if wakers is not None:
             wakers.discard(waker)

@@ -10,7 +10,6 @@ lets running jobs finish up to a grace period, then cancels the rest and hands t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import time
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ._ident import validate_queue_name
 from ._options import Duration, positive_int, seconds
 from ._payload import encode_output, error_document
+from ._signal import Signal
 from ._threads import DaemonThreads
 from .errors import ConfigurationError, PermanentJobError
 from .jobs import JobContext, JobId, process_job
@@ -97,8 +97,8 @@ class Worker:
         self._rate = 0.0  # jobs finished per second, smoothed over the recent claims
         self._claim_s = 0.0  # duration of the last claim
         self._slot_wait_s = 0.0  # time spent waiting for a free slot since then
-        self._wake = asyncio.Event()
-        self._slot = asyncio.Event()
+        self._wake = Signal()
+        self._slot = Signal()
         self._hurry = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -147,9 +147,7 @@ class Worker:
                 self._slot.clear()
                 waiting = time.monotonic()
                 if self._ready:
-                    try:
-                        await asyncio.wait_for(self._slot.wait(), _AHEAD_HOLD_S)
-                    except TimeoutError:
+                    if not await self._slot.wait(_AHEAD_HOLD_S):
                         # The handlers got slow: give the jobs claimed ahead back to the
                         # queue (no attempt used) for other workers rather than hold them.
                         self._ahead = 0
@@ -228,8 +226,7 @@ class Worker:
         """Sleep until woken (a notification, a stop) or ``delay`` passes."""
         if self._stopping:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), delay)
+        await self._wake.wait(delay)
 
     def _launch(self, runtime: WorkerRuntime, row: tuple[Any, ...]) -> None:
         job_id: JobId = row[0]
