@@ -65,5 +65,21 @@ def new_job_id() -> JobId:
 
 
 def new_job_ids(count: int) -> list[JobId]:
-    """``count`` new ids, in increasing order."""
-    return [new_job_id() for _ in range(count)]
+    """``count`` new ids, in increasing order (``new_job_id`` in a loop, with the clock read
+    once: a big batch takes the next sequence numbers, moving on a millisecond per 4096)."""
+    global _last_ms, _seq
+    ms = time.time_ns() // 1_000_000
+    if ms > _last_ms:
+        _last_ms, _seq = ms, -1
+    ms, seq = _last_ms, _seq
+    bits = random.getrandbits
+    make = _uuid_of
+    ids: list[JobId] = []
+    append = ids.append
+    for _ in range(count):
+        seq += 1
+        if seq > 0xFFF:
+            ms, seq = ms + 1, 0
+        append(JobId(make((ms << 80) | (seq << 64) | _VERSION_VARIANT | bits(62))))
+    _last_ms, _seq = ms, seq
+    return ids

@@ -112,11 +112,12 @@ def encode_data(queue: str, data: object, max_bytes: int) -> str:
     return text
 
 
-def encode_many(queue: str, items: Iterable[object], max_bytes: int) -> list[str]:
-    """``encode_data`` of every item; the error names the first bad item's index."""
+def encode_many(queue: str, items: Iterable[object], max_bytes: int, start: int = 0) -> list[str]:
+    """``encode_data`` of every item; the error names the first bad item's index (counted
+    from ``start``)."""
     texts: list[str] = []
     append = texts.append
-    for index, item in enumerate(items):
+    for index, item in enumerate(items, start):
         try:
             append(encode_data(queue, item, max_bytes))
         except PayloadError as exc:

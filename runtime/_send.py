@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any, Final
 
 import psycopg
@@ -38,6 +39,9 @@ log = logging.getLogger("queues.send")
 _INT4_MIN: Final = -(2**31)
 _INT4_MAX: Final = 2**31 - 1
 MAX_SINGLETON_KEY: Final = 1000
+#: Items encoded at a time while a big batch streams into COPY: small enough for the server
+#: to start on a group while the next is encoded, big enough to keep the writes few.
+_STREAM_GROUP: Final = 250
 
 
 @dataclass(slots=True)
@@ -188,6 +192,23 @@ class Batch:
     def copy_chunks(self, start_after: datetime | None) -> Iterator[str]:
         stamp = None if start_after is None else start_after.isoformat()
         return copy_chunks(self.ids, self.texts, self.queue, self.priority, stamp)
+
+    def stream_chunks(
+        self, rest: Iterator[object], max_bytes: int, start_after: datetime | None
+    ) -> Iterator[str]:
+        """COPY text of this batch's jobs, then of ``rest``, encoded group by group as the
+        COPY consumes them (their ids are added to ``ids``), so that encoding overlaps with
+        the server's work. A bad item raises ``PayloadError`` midway: the caller's
+        transaction must then roll back the rows already copied."""
+        stamp = None if start_after is None else start_after.isoformat()
+        yield from copy_chunks(self.ids, self.texts, self.queue, self.priority, stamp)
+        index = len(self.ids)
+        while group := list(islice(rest, _STREAM_GROUP)):
+            texts = encode_many(self.queue, group, max_bytes, start=index)
+            ids = new_job_ids(len(texts))
+            self.ids.extend(ids)
+            index += len(texts)
+            yield from copy_chunks(ids, texts, self.queue, self.priority, stamp)
 
 
 Pending = tuple[Row, "asyncio.Future[None]"]

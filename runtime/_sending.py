@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from datetime import datetime, timedelta
+from itertools import chain, islice
 from typing import Any, TypeVar
 
 import psycopg
@@ -120,17 +121,32 @@ class SendOps:
         known = self._queues.get(queue) is not None
         if not known:
             validate_queue_name(queue)
-        batch = Batch.of(queue, data, self._max_payload, start_after, priority)
+        threshold = self._copy_threshold
+        if conn is not None:
+            # In the caller's transaction every item is checked before any SQL runs: a bad
+            # item must not leave that transaction aborted.
+            batch = Batch.of(queue, data, self._max_payload, start_after, priority)
+            rest: Iterator[object] = iter(())
+        else:
+            # In a transaction of our own a big batch streams: the items past the first
+            # ``copy_threshold`` are encoded while the COPY runs, and a bad one rolls it back.
+            rest = iter(data)
+            big = isinstance(data, Sized) and len(data) >= threshold
+            head = [] if big else list(islice(rest, threshold))
+            if len(head) >= threshold:
+                big, rest = True, chain(head, rest)
+            batch = Batch.of(queue, [] if big else head, self._max_payload, start_after, priority)
         if not known:
             await self._queue_info(queue)
+        if conn is None and big:
+            async with self._pool_or_fail().connection() as pooled, pooled.transaction():
+                await self._copy_batch(pooled, batch, rest)
+            return batch.ids
         if not batch.ids:
             return []
-        if len(batch.ids) >= self._copy_threshold:
-            if conn is not None:
-                await self._copy_batch(conn, batch)
-            else:
-                async with self._pool_or_fail().connection() as pooled, pooled.transaction():
-                    await self._copy_batch(pooled, batch)
+        if len(batch.ids) >= threshold:
+            assert conn is not None
+            await self._copy_batch(conn, batch, rest)
         elif conn is not None:
             await conn.execute(self._q["send_batch"], batch.params(), prepare=self._prepare)
         else:
@@ -139,7 +155,7 @@ class SendOps:
             )
         return batch.ids
 
-    async def _copy_batch(self, conn: AsyncConn, batch: Batch) -> None:
+    async def _copy_batch(self, conn: AsyncConn, batch: Batch, rest: Iterator[object]) -> None:
         at = batch.start_after
         if batch.delay is not None:
             cur = await conn.execute(self._q["db_time"], {"delay": batch.delay})
@@ -147,9 +163,10 @@ class SendOps:
             at = found[0] if found else None
         query = self._q["copy_jobs"] if at is None else self._q["copy_jobs_at"]
         async with conn.cursor() as cur, cur.copy(query) as copy:
-            for chunk in batch.copy_chunks(at):
+            for chunk in batch.stream_chunks(rest, self._max_payload, at):
                 await copy.write(chunk)
-        await conn.execute(self._q["notify"], {"queue": batch.queue})
+        if batch.ids:
+            await conn.execute(self._q["notify"], {"queue": batch.queue})
 
     async def _write_rows(self, rows: Sequence[Row]) -> None:
         """The coalescer's writer: one statement on a pooled connection."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
 
 from runtime import Boss, QueueSpec, RetryPolicy, SyncBoss, ValidationError
 from runtime._ident import channel_name, validate_queue_name, validate_schema_name
+from runtime._ids import new_job_id, new_job_ids
 
 HOSTILE = [
     'x"; DROP TABLE job;--',
@@ -86,3 +88,14 @@ async def test_bad_names_at_runtime_write_nothing(boss: Boss) -> None:
         with pytest.raises(ValidationError):
             boss.queue(name)
     assert await boss.all_queue_stats() == []
+
+
+def test_job_ids_made_in_bulk_are_unique_increasing_version_7() -> None:
+    before = new_job_id()
+    bulk = new_job_ids(10_000)  # more than one millisecond's 4096 sequence numbers
+    after = new_job_id()
+    assert len(set(bulk)) == len(bulk) == 10_000
+    assert [before, *bulk, after] == sorted([before, *bulk, after])
+    assert {job_id.version for job_id in bulk} == {7}
+    assert {job_id.variant for job_id in bulk} == {uuid.RFC_4122}
+    assert new_job_ids(0) == []
