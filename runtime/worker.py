@@ -1,7 +1,8 @@
 """The ``Worker``: claims jobs of one queue and runs a processor on each, concurrently.
 
-It claims with ``FOR UPDATE SKIP LOCKED`` in batches sized to its free slots (plus jobs
-claimed ahead while handlers are faster than claims), runs up to
+It claims with ``FOR UPDATE SKIP LOCKED`` in batches sized to its free slots, plus, while the
+handlers are fast, the jobs they finish in about 50 ms (claimed ahead, so that fast jobs share
+claims and commits; the next claim runs while the held jobs start). It runs up to
 ``concurrency`` processors at once, hands results to the Boss's batched writer, and sleeps
 until a notification or the poll interval when the queue is empty. ``stop()`` stops claiming,
 lets running jobs finish up to a grace period, then cancels the rest and hands them back.
@@ -95,8 +96,8 @@ class Worker:
         self._ahead = 0
         self._finished = 0  # jobs finished since the worker started
         self._rate = 0.0  # jobs finished per second, smoothed over the recent claims
-        self._claim_s = 0.0  # duration of the last claim
-        self._slot_wait_s = 0.0  # time spent waiting for a free slot since then
+        #: The last claim returned fewer jobs than asked: the queue is drained for now.
+        self._drained = False
         self._wake = Signal()
         self._slot = Signal()
         self._hurry = asyncio.Event()
@@ -142,35 +143,28 @@ class Worker:
         rate_mark = (time.monotonic(), 0)
         while not self._stopping:
             self._start_ready(runtime)
-            free = self.concurrency - len(self._running)
-            if free <= 0 or self._ready:
+            held = len(self._ready)
+            # Claim ahead: besides the free slots, hold as many jobs as the handlers finish in
+            # about _AHEAD_BUDGET_S (none for slow handlers), so fast jobs share claims and
+            # commits. The next claim goes out when half of them are started, and runs while
+            # the rest do; after a claim that drained the queue, only once all are started.
+            want = self.concurrency - len(self._running) + self._ahead - held
+            if self.batch_size is not None:
+                want = min(want, self.batch_size)
+            if want <= 0 or (held and (self._drained or held > self._ahead // 2)):
                 self._slot.clear()
-                waiting = time.monotonic()
-                if self._ready:
-                    if not await self._slot.wait(_AHEAD_HOLD_S):
-                        # The handlers got slow: give the jobs claimed ahead back to the
-                        # queue (no attempt used) for other workers rather than hold them.
-                        self._ahead = 0
-                        await self._return_ready()
-                else:
+                if not held:
                     await self._slot.wait()
-                self._slot_wait_s += time.monotonic() - waiting
+                elif not await self._slot.wait(_AHEAD_HOLD_S):
+                    # The handlers got slow: give the jobs claimed ahead back to the queue
+                    # (no attempt used) for other workers rather than hold them.
+                    self._ahead = 0
+                    await self._return_ready()
                 continue
             self._wake.clear()
-            # Claim ahead: while the worker waits on claims rather than on its handlers (the
-            # slots freed up faster than a claim takes), each claim also takes up to
-            # ``concurrency`` jobs more than the free slots, started as slots free up: fewer
-            # commits per job. As soon as handlers take longer than a claim, no job is
-            # claimed ahead, so none is held back from other workers while slots are busy.
-            if self._slot_wait_s > self._claim_s:
-                self._ahead = 0
             rate_mark = self._measure_rate(rate_mark)
-            want = min(free + self._ahead, self.batch_size or self.concurrency + self._ahead)
             try:
-                claiming = time.monotonic()
                 rows = await runtime.claim(self.queue, want)
-                self._claim_s = time.monotonic() - claiming
-                self._slot_wait_s = 0.0
             except Exception as exc:
                 failures += 1
                 delay = min(0.05 * 2**failures, 2.0)
@@ -195,12 +189,13 @@ class Worker:
                 track(row[0], row[1])
             self._ready.extend(rows)
             self._start_ready(runtime)
-            if len(rows) < want:
+            self._drained = len(rows) < want
+            if self._drained:
                 self._ahead = 0
                 if not self._ready:  # (jobs still waiting for a slot start first)
                     await self._pause(self.poll_interval)
             else:
-                self._ahead = min(self._ahead_limit(), 2 * self._ahead or 1)
+                self._ahead = min(self._ahead_limit(), 2 * self._ahead or self.concurrency)
 
     def _measure_rate(self, mark: tuple[float, int]) -> tuple[float, int]:
         now, finished = time.monotonic(), self._finished
@@ -212,10 +207,9 @@ class Worker:
         return now, finished
 
     def _ahead_limit(self) -> int:
-        """Jobs to claim beyond the free slots: at least ``concurrency``, and as many as the
-        handlers finish in ``_AHEAD_BUDGET_S`` (up to ``_AHEAD_MAX``)."""
-        by_rate = int(self._rate * _AHEAD_BUDGET_S)
-        return max(self.concurrency, min(_AHEAD_MAX, by_rate))
+        """Jobs to hold beyond the free slots: as many as the handlers finish in
+        ``_AHEAD_BUDGET_S``, up to ``_AHEAD_MAX``."""
+        return min(_AHEAD_MAX, int(self._rate * _AHEAD_BUDGET_S))
 
     def _start_ready(self, runtime: WorkerRuntime) -> None:
         ready = self._ready
@@ -276,6 +270,8 @@ class Worker:
         finally:
             self._running.pop(ctx.id, None)
             self._finished += 1
+            if self._ready and not self._stopping:  # the next held job takes the slot now
+                self._launch(runtime, self._ready.popleft())
             self._slot.set()
 
     # -- stopping ----------------------------------------------------------------------------

@@ -146,3 +146,26 @@ async def test_jobs_claimed_ahead_start_without_waiting_for_the_poll_interval(
     finally:
         await worker.stop(timeout=5)
     assert len(runs) == total and set(runs.values()) == {1}
+
+
+async def test_slow_handlers_hold_no_jobs_beyond_their_slots(
+    boss: Boss, db: psycopg.AsyncConnection[Any]
+) -> None:
+    # Claim-ahead holds what the handlers finish in ~50 ms: at 0.1 s per job and 2 slots,
+    # nothing. Every job is left in the queue for other workers until a slot is free.
+    await make_queue(boss)
+    await boss.send_many("q", [{"n": n} for n in range(12)])
+
+    async def handler(ctx: JobContext) -> None:
+        await asyncio.sleep(0.1)
+
+    worker = Worker(boss, "q", handler, concurrency=2)
+    await worker.start()
+    most_active = 0
+    try:
+        for _ in range(25):
+            await asyncio.sleep(0.02)
+            most_active = max(most_active, await count_jobs(db, boss.schema, "active"))
+    finally:
+        await worker.stop(timeout=5)
+    assert 0 < most_active <= 2
