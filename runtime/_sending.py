@@ -45,6 +45,8 @@ class SendOps:
     _copy_threshold: int
     _queues: QueueCache
     _sender: Coalescer
+    #: The connection of the last single or coalesced send, kept for the next (see _write_rows).
+    _kept_conn: AsyncConn | None = None
 
     def _pool_or_fail(self) -> AsyncConnectionPool[AsyncConn]:
         raise NotImplementedError
@@ -169,13 +171,30 @@ class SendOps:
             await conn.execute(self._q["notify"], {"queue": batch.queue})
 
     async def _write_rows(self, rows: Sequence[Row]) -> None:
-        """The coalescer's writer: one statement on a pooled connection."""
+        """The coalescer's writer: one statement on a pooled connection.
+
+        The connection of a successful write is kept for the next one, so one send after
+        another pays no pool checkout; a failed write gives it back to the pool, which
+        replaces it if it is broken, and ``Boss.stop()`` returns it before closing the pool.
+        """
         pool = self._pool_or_fail()
-        conn = await pool.getconn()  # (cheaper than pool.connection() on this hot path)
+        conn, self._kept_conn = self._kept_conn, None
+        if conn is None:
+            conn = await pool.getconn()
         try:
             await self._execute_rows(conn, rows)
-        finally:
+        except BaseException:
             await pool.putconn(conn)
+            raise
+        if self._kept_conn is None:
+            self._kept_conn = conn
+        else:  # another write kept its connection meanwhile
+            await pool.putconn(conn)
+
+    async def _release_kept_conn(self) -> None:
+        conn, self._kept_conn = self._kept_conn, None
+        if conn is not None:
+            await self._pool_or_fail().putconn(conn)
 
     async def _execute_rows(self, conn: AsyncConn, rows: Sequence[Row]) -> None:
         if len(rows) == 1:

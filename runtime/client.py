@@ -155,6 +155,7 @@ class Boss(SendOps, JobOps):
             runtime, self._runtime = self._runtime, None
             await runtime.stop()
         await self._sender.drain()
+        await self._release_kept_conn()
         pool, self._pool = self._pool, None
         await pool.close()
 

@@ -87,3 +87,28 @@ async def test_work_goes_on_when_every_connection_is_killed(
 
         await wait_until(all_done, within=20)
         await worker.stop()
+
+
+async def test_sends_survive_the_loss_of_the_kept_connection(
+    dsn: str, schema_name: str, db: psycopg.AsyncConnection[Any]
+) -> None:
+    # One send after another reuses the connection of the previous send; when it is lost the
+    # next send goes over a new one, and stop() closes every connection, the kept one too.
+    app = f"rt-{uuid.uuid4().hex[:10]}"
+    sep = "&" if "?" in dsn else "?"
+    async with Boss(f"{dsn}{sep}application_name={app}", schema=schema_name) as boss:
+        await make_queue(boss)
+        first = await boss.send("q", {"n": 1})
+        assert await _terminate(db, app) >= 1
+        second = await boss.send("q", {"n": 2})
+        third = await boss.send("q", {"n": 3})
+        for job_id in (first, second, third):
+            assert await boss.get_job(job_id) is not None
+
+    async def all_closed() -> bool:  # (a backend exits shortly after its client closes)
+        cur = await db.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,)
+        )
+        return await cur.fetchone() == (0,)
+
+    await wait_until(all_closed, within=5)
