@@ -11,6 +11,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from ._completions import CompletionWriter
+from ._kept import KeptConnection
 from ._listener import Listener
 from ._signal import Signal
 from .maintenance import Maintenance
@@ -39,6 +40,7 @@ class WorkerRuntime:
             name=f"queues-worker-{boss.schema}",
             timeout=10.0,
         )
+        self._kept_claim = KeptConnection()
         self.writer = CompletionWriter(
             self.pool, self.q, lease=boss.lease, heartbeat_interval=boss.heartbeat_interval
         )
@@ -75,6 +77,7 @@ class WorkerRuntime:
         if self.listener is not None:
             await self.listener.stop()
         await self.writer.stop()
+        await self._kept_claim.release(self.pool)
         await self.pool.close()
 
     # -- wake-ups ----------------------------------------------------------------------------
@@ -101,16 +104,20 @@ class WorkerRuntime:
     # -- claims ------------------------------------------------------------------------------
 
     async def claim(self, queue: str, limit: int) -> list[tuple[Any, ...]]:
-        conn = await self.pool.getconn()
+        kept = self._kept_claim
+        cursor = await kept.take(self.pool)
         try:
-            cur = await conn.execute(
+            await cursor.execute(
                 self.q["claim_work"],
                 {"queue": queue, "limit": limit, "lease": self._boss.lease},
                 prepare=True,
             )
-            return await cur.fetchall()
-        finally:
-            await self.pool.putconn(conn)
+            rows = await cursor.fetchall()
+        except BaseException:
+            await kept.drop(self.pool, cursor)
+            raise
+        await kept.keep(self.pool, cursor)
+        return rows
 
     async def hand_back(self, items: list[tuple[JobId, int]]) -> int:
         """Put active jobs back in their queue, due now, without using up an attempt."""

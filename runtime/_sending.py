@@ -13,6 +13,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from ._ident import validate_queue_name
+from ._kept import KeptConnection
 from ._queues import QueueCache, QueueInfo
 from ._send import (
     Batch,
@@ -34,6 +35,7 @@ log = logging.getLogger("queues")
 T = TypeVar("T")
 
 AsyncConn = psycopg.AsyncConnection[Any]
+AsyncCursor = psycopg.AsyncCursor[Any]
 
 
 class SendOps:
@@ -45,8 +47,7 @@ class SendOps:
     _copy_threshold: int
     _queues: QueueCache
     _sender: Coalescer
-    #: The connection of the last single or coalesced send, kept for the next (see _write_rows).
-    _kept_conn: AsyncConn | None = None
+    _kept_send: KeptConnection
 
     def _pool_or_fail(self) -> AsyncConnectionPool[AsyncConn]:
         raise NotImplementedError
@@ -171,32 +172,19 @@ class SendOps:
             await conn.execute(self._q["notify"], {"queue": batch.queue})
 
     async def _write_rows(self, rows: Sequence[Row]) -> None:
-        """The coalescer's writer: one statement on a pooled connection.
-
-        The connection of a successful write is kept for the next one, so one send after
-        another pays no pool checkout; a failed write gives it back to the pool, which
-        replaces it if it is broken, and ``Boss.stop()`` returns it before closing the pool.
-        """
+        """The coalescer's writer: one statement, on the connection kept from the last write
+        when it is free (see ``KeptConnection``)."""
         pool = self._pool_or_fail()
-        conn, self._kept_conn = self._kept_conn, None
-        if conn is None:
-            conn = await pool.getconn()
+        kept = self._kept_send
+        cursor = await kept.take(pool)
         try:
-            await self._execute_rows(conn, rows)
+            await self._execute_rows(cursor, rows)
         except BaseException:
-            await pool.putconn(conn)
+            await kept.drop(pool, cursor)
             raise
-        if self._kept_conn is None:
-            self._kept_conn = conn
-        else:  # another write kept its connection meanwhile
-            await pool.putconn(conn)
+        await kept.keep(pool, cursor)
 
-    async def _release_kept_conn(self) -> None:
-        conn, self._kept_conn = self._kept_conn, None
-        if conn is not None:
-            await self._pool_or_fail().putconn(conn)
-
-    async def _execute_rows(self, conn: AsyncConn, rows: Sequence[Row]) -> None:
+    async def _execute_rows(self, cursor: AsyncCursor, rows: Sequence[Row]) -> None:
         if len(rows) == 1:
             row = rows[0]
             params = {
@@ -208,9 +196,9 @@ class SendOps:
                 "delay": row.delay,
                 "singleton_key": None,
             }
-            await conn.execute(self._q["send_one"], params, prepare=self._prepare)
+            await cursor.execute(self._q["send_one"], params, prepare=self._prepare)
         else:
-            await conn.execute(self._q["send_rows"], rows_params(rows), prepare=self._prepare)
+            await cursor.execute(self._q["send_rows"], rows_params(rows), prepare=self._prepare)
 
     async def _with_retry(self, action: Callable[[AsyncConn], Awaitable[T]]) -> T:
         """Run ``action`` on a pooled connection, retrying when the connection is lost.

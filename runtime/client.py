@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from ._finish import JobOps
 from ._handle import EnqueuedJob, QueueHandle
 from ._ident import validate_queue_name
+from ._kept import KeptConnection
 from ._migrate import CODE_VERSION, migrate_async, verify_async
 from ._options import Duration, connection_kwargs, positive_int, seconds
 from ._queues import QueueCache, QueueInfo
@@ -87,6 +88,7 @@ class Boss(SendOps, JobOps):
         self._connect_timeout = seconds("connect_timeout", connect_timeout)
         self._prepare = bool(prepare)
         self._pool: AsyncConnectionPool[AsyncConn] | None = None
+        self._kept_send = KeptConnection()
         self._conninfo: str | None = None
         self._queues = QueueCache()
         self._sender = Coalescer(
@@ -155,8 +157,8 @@ class Boss(SendOps, JobOps):
             runtime, self._runtime = self._runtime, None
             await runtime.stop()
         await self._sender.drain()
-        await self._release_kept_conn()
         pool, self._pool = self._pool, None
+        await self._kept_send.release(pool)
         await pool.close()
 
     async def __aenter__(self) -> Self:
