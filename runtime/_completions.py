@@ -116,6 +116,8 @@ class CompletionWriter:
         self._closing = False
         #: Jobs whose heartbeats are suspended (a test hook for "a worker stops heartbeating").
         self.paused: set[JobId] = set()
+        #: Told of every job whose lease turned out lost (its owner stops working on it).
+        self.on_lost: Callable[[JobId], None] | None = None
 
     # -- called by workers -----------------------------------------------------------------
 
@@ -350,3 +352,5 @@ class CompletionWriter:
             what,
             extra={"job_id": str(job_id)},
         )
+        if self.on_lost is not None:
+            self.on_lost(job_id)

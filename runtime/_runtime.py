@@ -40,10 +40,11 @@ class WorkerRuntime:
             name=f"queues-worker-{boss.schema}",
             timeout=10.0,
         )
-        self._kept_claim = KeptConnection()
+        self._kept_claim = KeptConnection(conninfo, connect_kwargs)
         self.writer = CompletionWriter(
             self.pool, self.q, lease=boss.lease, heartbeat_interval=boss.heartbeat_interval
         )
+        self.writer.on_lost = self._lease_lost
         self._wakers: dict[str, set[Signal]] = {}
         self.listener: Listener | None = None
         if boss.listen:
@@ -77,7 +78,7 @@ class WorkerRuntime:
         if self.listener is not None:
             await self.listener.stop()
         await self.writer.stop()
-        await self._kept_claim.release(self.pool)
+        await self._kept_claim.close()
         await self.pool.close()
 
     # -- wake-ups ----------------------------------------------------------------------------
@@ -101,6 +102,10 @@ class WorkerRuntime:
             for waker in wakers:
                 waker.set()
 
+    def _lease_lost(self, job_id: JobId) -> None:
+        for worker in self._boss._workers:
+            worker._lease_lost(job_id)
+
     # -- claims ------------------------------------------------------------------------------
 
     async def claim(self, queue: str, limit: int) -> list[tuple[Any, ...]]:
@@ -112,12 +117,9 @@ class WorkerRuntime:
                 {"queue": queue, "limit": limit, "lease": self._boss.lease},
                 prepare=True,
             )
-            rows = await cursor.fetchall()
-        except BaseException:
-            await kept.drop(self.pool, cursor)
-            raise
-        await kept.keep(self.pool, cursor)
-        return rows
+            return await cursor.fetchall()
+        finally:
+            await kept.done(self.pool, cursor)
 
     async def hand_back(self, items: list[tuple[JobId, int]]) -> int:
         """Put active jobs back in their queue, due now, without using up an attempt."""

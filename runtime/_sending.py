@@ -47,7 +47,7 @@ class SendOps:
     _copy_threshold: int
     _queues: QueueCache
     _sender: Coalescer
-    _kept_send: KeptConnection
+    _kept_send: KeptConnection | None
 
     def _pool_or_fail(self) -> AsyncConnectionPool[AsyncConn]:
         raise NotImplementedError
@@ -172,17 +172,16 @@ class SendOps:
             await conn.execute(self._q["notify"], {"queue": batch.queue})
 
     async def _write_rows(self, rows: Sequence[Row]) -> None:
-        """The coalescer's writer: one statement, on the connection kept from the last write
-        when it is free (see ``KeptConnection``)."""
+        """The coalescer's writer: one statement, on the send path's own connection when it
+        is free (see ``KeptConnection``)."""
         pool = self._pool_or_fail()
         kept = self._kept_send
+        assert kept is not None  # (made with the pool)
         cursor = await kept.take(pool)
         try:
             await self._execute_rows(cursor, rows)
-        except BaseException:
-            await kept.drop(pool, cursor)
-            raise
-        await kept.keep(pool, cursor)
+        finally:
+            await kept.done(pool, cursor)
 
     async def _execute_rows(self, cursor: AsyncCursor, rows: Sequence[Row]) -> None:
         if len(rows) == 1:

@@ -88,7 +88,7 @@ class Boss(SendOps, JobOps):
         self._connect_timeout = seconds("connect_timeout", connect_timeout)
         self._prepare = bool(prepare)
         self._pool: AsyncConnectionPool[AsyncConn] | None = None
-        self._kept_send = KeptConnection()
+        self._kept_send: KeptConnection | None = None
         self._conninfo: str | None = None
         self._queues = QueueCache()
         self._sender = Coalescer(
@@ -141,6 +141,7 @@ class Boss(SendOps, JobOps):
             await pool.close()
             raise
         self._pool, self._conninfo = pool, dsn
+        self._kept_send = KeptConnection(dsn, connection_kwargs(dsn, "queues"))
 
     async def stop(self, *, timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Stop this Boss's workers (graceful, up to ``timeout`` each), then close the pool."""
@@ -158,7 +159,9 @@ class Boss(SendOps, JobOps):
             await runtime.stop()
         await self._sender.drain()
         pool, self._pool = self._pool, None
-        await self._kept_send.release(pool)
+        if self._kept_send is not None:
+            kept, self._kept_send = self._kept_send, None
+            await kept.close()
         await pool.close()
 
     async def __aenter__(self) -> Self:

@@ -255,6 +255,29 @@ class Worker:
                     runtime.writer.fail(job_id, running.fence, error, False)
                     running.task.cancel()
 
+    def _lease_lost(self, job_id: JobId) -> None:
+        """The job's lease is gone (rescued after a stall, cancelled, or claimed again by
+        another worker): stop working on it. Its handler is cancelled (a sync handler's thread
+        runs on, but its result is ignored) and nothing is written for it."""
+        running = self._running.get(job_id)
+        if running is not None:
+            if running.settled or running.task is None:
+                return
+            running.settled = True
+            running.task.cancel()
+        elif any(row[0] == job_id for row in self._ready):
+            self._ready = deque(row for row in self._ready if row[0] != job_id)
+        else:
+            return
+        if self._runtime is not None:
+            self._runtime.writer.untrack(job_id)
+        log.warning(
+            "worker %s: stopped job %s: its lease was lost, so another worker may run it",
+            self.label,
+            job_id,
+            extra={"job_id": str(job_id)},
+        )
+
     async def _execute(self, ctx: JobContext, running: _Running) -> None:
         runtime = self._runtime
         assert runtime is not None

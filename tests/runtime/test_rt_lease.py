@@ -264,3 +264,45 @@ async def test_a_failed_completion_write_is_retried_and_writes_are_batched(
     for n, job_id in enumerate(ids):
         job = await fast_boss.get_job(job_id)
         assert job is not None and (job.output, job.retry_count, job.fence) == (n, 0, 1)
+
+
+@pytest.mark.parametrize("how", ["claimed again elsewhere", "cancelled"])
+async def test_a_worker_that_loses_the_lease_stops_the_handler(
+    dsn: str, schema_name: str, db: psycopg.AsyncConnection[Any], how: str
+) -> None:
+    # The next heartbeat finds the lease gone: the handler is cancelled and the stale worker
+    # writes nothing for the job, so it never runs on beside the worker that now owns it.
+    async with Boss(
+        dsn, schema=schema_name, lease=timedelta(seconds=3), heartbeat_interval=0.2
+    ) as boss:
+        await make_queue(boss)
+        started, stopped = asyncio.Event(), asyncio.Event()
+
+        async def handler(ctx: JobContext) -> None:
+            started.set()
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                stopped.set()
+                raise
+
+        worker = Worker(boss, "q", handler, concurrency=2)
+        await worker.start()
+        job_id = await boss.send("q", {})
+        await asyncio.wait_for(started.wait(), 10)
+        if how == "cancelled":
+            assert await boss.cancel(job_id)
+        else:  # what another worker's claim after a rescue leaves: a new fence
+            await db.execute(
+                psycopg.sql.SQL("UPDATE {}.job SET fence = fence + 1 WHERE id = %s").format(
+                    psycopg.sql.Identifier(schema_name)
+                ),
+                (job_id,),
+            )
+        await asyncio.wait_for(stopped.wait(), 5)
+        await worker.stop(timeout=5)
+        job = await boss.get_job(job_id)
+        assert job is not None
+        expected = "cancelled" if how == "cancelled" else "active"
+        assert job.state == expected and job.output is None
+        assert worker.active_jobs == 0

@@ -308,3 +308,15 @@ async def test_bad_item_in_a_streamed_batch_writes_nothing(
         # the rolled-back COPY left the (only) pooled connection usable
         ids = await boss.send_many("q", [{"n": n} for n in range(150)])
         assert await count_jobs(db, schema_name) == len(ids) == 150
+
+
+async def test_sends_hold_no_pool_connection_between_calls(dsn: str, schema_name: str) -> None:
+    # The send path keeps a connection of its own between sends: a pool of one is still free
+    # for everything else (handlers' queries, get_job) right after a send.
+    async with Boss(dsn, schema=schema_name, max_pool_size=1) as boss:
+        await make_queue(boss)
+        for n in range(3):
+            job_id = await boss.send("q", {"n": n})
+            job = await asyncio.wait_for(boss.get_job(job_id), 3)
+            assert job is not None and job.data == {"n": n}
+        assert len(await boss.send_many("q", [{"n": 9}] * 5)) == 5
