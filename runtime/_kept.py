@@ -67,7 +67,8 @@ class KeptConnection:
             await conn.close()
 
     async def close(self) -> None:
+        """Close it now, or, if a call is using it, when that call is done."""
         self._closed = True
-        cursor, self._cursor = self._cursor, None
-        if cursor is not None and not self._busy:
+        if self._cursor is not None and not self._busy:
+            cursor, self._cursor = self._cursor, None
             await cursor.connection.close()

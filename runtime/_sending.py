@@ -130,9 +130,10 @@ class SendOps:
             # item must not leave that transaction aborted.
             batch = Batch.of(queue, data, self._max_payload, start_after, priority)
             rest: Iterator[object] = iter(())
+            big = False
         else:
-            # In a transaction of our own a big batch streams: the items past the first
-            # ``copy_threshold`` are encoded while the COPY runs, and a bad one rolls it back.
+            # In a transaction of our own a big batch (``copy_threshold`` items or more)
+            # streams: its items are encoded while the COPY runs, and a bad one rolls it back.
             rest = iter(data)
             big = isinstance(data, Sized) and len(data) >= threshold
             head = [] if big else list(islice(rest, threshold))

@@ -117,3 +117,35 @@ async def test_sends_survive_the_loss_of_the_kept_connection(
         return await cur.fetchone() == (0,)
 
     await wait_until(all_closed, within=5)
+
+
+async def test_stop_while_a_send_is_in_flight_closes_its_connection(
+    dsn: str, schema_name: str, db: psycopg.AsyncConnection[Any]
+) -> None:
+    # Boss.stop() while a send uses the send path's own connection: the send still lands, and
+    # that connection is closed once the send is done (not handed to the pool it is not from).
+    app = f"rt-{uuid.uuid4().hex[:10]}"
+    sep = "&" if "?" in dsn else "?"
+    boss = Boss(f"{dsn}{sep}application_name={app}", schema=schema_name)
+    await boss.start()
+    await make_queue(boss)
+    await boss.send("q", {"n": 0})  # opens the send path's connection
+    kept = boss._kept_send
+    assert kept is not None
+    sending = asyncio.ensure_future(boss.send("q", {"n": 1}))
+    await asyncio.sleep(0)  # the send has taken the connection and is waiting on the server
+    await kept.close()
+    await sending
+    await boss.stop()
+    cur = await db.execute(
+        psycopg.sql.SQL("SELECT count(*) FROM {}.job").format(psycopg.sql.Identifier(schema_name))
+    )
+    assert await cur.fetchone() == (2,)
+
+    async def all_closed() -> bool:
+        cur = await db.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,)
+        )
+        return await cur.fetchone() == (0,)
+
+    await wait_until(all_closed, within=5)
