@@ -75,6 +75,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="results folder (default bench/results[/quick])")
     p.add_argument("--cache", type=Path, default=BENCH / ".cache", help="peer installs")
     p.add_argument("--no-upgrade", action="store_true", help="reuse cached peer installs")
+    p.add_argument(
+        "--redraw", action="store_true", help="only draw latest.png again from latest.json"
+    )
     return p.parse_args(argv)
 
 
@@ -172,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
         else BENCH / "results"
     )
     out.mkdir(parents=True, exist_ok=True)
+    if args.redraw:
+        from benchlib.chart import chart_from_json
+
+        chart_from_json(out / "latest.json", out / "latest.png")
+        log(f"drew {out / 'latest.png'}")
+        return 0
     started = time.time()
     log(f"benchmark: {rounds} round(s) x {jobs:,} jobs, results -> {out}")
     signal.signal(signal.SIGTERM, _terminate)  # so drivers are killed and databases dropped

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from .stats import METRICS, Summary
 
-__all__ = ["write_chart"]
+__all__ = ["chart_from_json", "write_chart"]
 
 _THROUGHPUT = (
     "enqueue_serial",
@@ -70,3 +71,25 @@ def _bars(
     ax.set_xticks(range(len(keys)))
     ax.set_xticklabels([titles[k].replace(", ", ",\n") for k in keys], fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+
+
+def chart_from_json(results: Path, path: Path) -> None:
+    """Draw ``path`` again from a results file (``latest.json``) without running anything."""
+    report = json.loads(results.read_text())
+    summary = {
+        metric: {
+            system: Summary(
+                s["median"],
+                s["min"],
+                s["max"],
+                s["rounds"],
+                None
+                if "ratio_to_queues" not in s
+                else tuple(s["ratio_to_queues"][k] for k in ("median", "min", "max")),  # type: ignore[arg-type]
+            )
+            for system, s in row.items()
+        }
+        for metric, row in report["summary"].items()
+    }
+    labels = {name: entry["label"] for name, entry in report["systems"].items()}
+    write_chart(path, summary, labels)
