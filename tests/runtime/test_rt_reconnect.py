@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import psycopg
-from rt_support import NO_RETRY_DELAY, count_jobs, make_queue, wait_until
+from rt_support import NO_RETRY_DELAY, count_jobs, make_queue, rows, wait_until
 
 from runtime import Boss, JobContext, Worker
 
@@ -21,6 +21,23 @@ async def _terminate(db: psycopg.AsyncConnection[Any], app: str) -> int:
     )
     row = await cur.fetchone()
     return int(row[0]) if row else 0
+
+
+def _named(dsn: str) -> tuple[str, str]:
+    """A unique application name, and ``dsn`` with it: the connections a test can find."""
+    app = f"rt-{uuid.uuid4().hex[:10]}"
+    sep = "&" if "?" in dsn else "?"
+    return app, f"{dsn}{sep}application_name={app}"
+
+
+async def _wait_all_closed(db: psycopg.AsyncConnection[Any], app: str) -> None:
+    async def all_closed() -> bool:  # (a backend exits shortly after its client closes)
+        cur = await db.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,)
+        )
+        return await cur.fetchone() == (0,)
+
+    await wait_until(all_closed, within=5)
 
 
 async def test_listener_comes_back_after_its_connection_is_killed(
@@ -53,10 +70,9 @@ async def test_listener_comes_back_after_its_connection_is_killed(
 async def test_work_goes_on_when_every_connection_is_killed(
     dsn: str, schema_name: str, db: psycopg.AsyncConnection[Any]
 ) -> None:
-    app = f"rt-{uuid.uuid4().hex[:10]}"
-    sep = "&" if "?" in dsn else "?"
+    app, named_dsn = _named(dsn)
     async with Boss(
-        f"{dsn}{sep}application_name={app}",
+        named_dsn,
         schema=schema_name,
         poll_interval=0.2,
         maintenance_interval=0.3,
@@ -94,29 +110,16 @@ async def test_sends_survive_the_loss_of_the_kept_connection(
 ) -> None:
     # One send after another reuses the send path's own connection; when it is lost the next
     # send goes over a new one, and stop() closes every connection, that one too.
-    app = f"rt-{uuid.uuid4().hex[:10]}"
-    sep = "&" if "?" in dsn else "?"
-    async with Boss(f"{dsn}{sep}application_name={app}", schema=schema_name) as boss:
+    app, named_dsn = _named(dsn)
+    async with Boss(named_dsn, schema=schema_name) as boss:
         await make_queue(boss)
         first = await boss.send("q", {"n": 1})
         assert await _terminate(db, app) >= 1
         second = await boss.send("q", {"n": 2})
         third = await boss.send("q", {"n": 3})
-        cur = await db.execute(
-            psycopg.sql.SQL("SELECT count(*) FROM {}.job WHERE id = ANY(%s)").format(
-                psycopg.sql.Identifier(schema_name)
-            ),
-            ([first, second, third],),
-        )
-        assert await cur.fetchone() == (3,)
-
-    async def all_closed() -> bool:  # (a backend exits shortly after its client closes)
-        cur = await db.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,)
-        )
-        return await cur.fetchone() == (0,)
-
-    await wait_until(all_closed, within=5)
+        stored = await rows(db, schema_name, "SELECT id FROM {schema}.job")
+        assert {row[0] for row in stored} == {first, second, third}
+    await _wait_all_closed(db, app)
 
 
 async def test_stop_while_a_send_is_in_flight_closes_its_connection(
@@ -124,9 +127,8 @@ async def test_stop_while_a_send_is_in_flight_closes_its_connection(
 ) -> None:
     # Boss.stop() while a send uses the send path's own connection: the send still lands, and
     # that connection is closed once the send is done (not handed to the pool it is not from).
-    app = f"rt-{uuid.uuid4().hex[:10]}"
-    sep = "&" if "?" in dsn else "?"
-    boss = Boss(f"{dsn}{sep}application_name={app}", schema=schema_name)
+    app, named_dsn = _named(dsn)
+    boss = Boss(named_dsn, schema=schema_name)
     await boss.start()
     await make_queue(boss)
     await boss.send("q", {"n": 0})  # opens the send path's connection
@@ -137,15 +139,5 @@ async def test_stop_while_a_send_is_in_flight_closes_its_connection(
     await kept.close()
     await sending
     await boss.stop()
-    cur = await db.execute(
-        psycopg.sql.SQL("SELECT count(*) FROM {}.job").format(psycopg.sql.Identifier(schema_name))
-    )
-    assert await cur.fetchone() == (2,)
-
-    async def all_closed() -> bool:
-        cur = await db.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,)
-        )
-        return await cur.fetchone() == (0,)
-
-    await wait_until(all_closed, within=5)
+    assert await count_jobs(db, schema_name) == 2
+    await _wait_all_closed(db, app)
