@@ -125,32 +125,31 @@ class SendOps:
         if not known:
             validate_queue_name(queue)
         threshold = self._copy_threshold
-        if conn is not None:
-            # In the caller's transaction every item is checked before any SQL runs: a bad
-            # item must not leave that transaction aborted.
-            batch = Batch.of(queue, data, self._max_payload, start_after, priority)
-            rest: Iterator[object] = iter(())
-            big = False
-        else:
+        items: Iterable[object] = data
+        streamed: Iterator[object] | None = None
+        if conn is None:
             # In a transaction of our own a big batch (``copy_threshold`` items or more)
             # streams: its items are encoded while the COPY runs, and a bad one rolls it back.
+            # In the caller's transaction every item is checked before any SQL runs instead:
+            # a bad item must not leave that transaction aborted.
             rest = iter(data)
-            big = isinstance(data, Sized) and len(data) >= threshold
-            head = [] if big else list(islice(rest, threshold))
-            if len(head) >= threshold:
-                big, rest = True, chain(head, rest)
-            batch = Batch.of(queue, [] if big else head, self._max_payload, start_after, priority)
+            if isinstance(data, Sized) and len(data) >= threshold:
+                items, streamed = (), rest
+            else:
+                items = list(islice(rest, threshold))
+                if len(items) >= threshold:
+                    items, streamed = (), chain(items, rest)
+        batch = Batch.of(queue, items, self._max_payload, start_after, priority)
         if not known:
             await self._queue_info(queue)
-        if conn is None and big:
+        if streamed is not None:
             async with self._pool_or_fail().connection() as pooled, pooled.transaction():
-                await self._copy_batch(pooled, batch, rest)
+                await self._copy_batch(pooled, batch, streamed)
             return batch.ids
         if not batch.ids:
             return []
-        if len(batch.ids) >= threshold:
-            assert conn is not None
-            await self._copy_batch(conn, batch, rest)
+        if conn is not None and len(batch.ids) >= threshold:
+            await self._copy_batch(conn, batch, iter(()))
         elif conn is not None:
             await conn.execute(self._q["send_batch"], batch.params(), prepare=self._prepare)
         else:
