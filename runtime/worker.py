@@ -94,8 +94,8 @@ class Worker:
         #: Claimed (leased, heartbeated) jobs waiting for a free slot; see ``_claim_loop``.
         self._ready: deque[tuple[Any, ...]] = deque()
         self._ahead = 0
-        self._finished = 0  # jobs finished since the worker started
-        self._rate = 0.0  # jobs finished per second, smoothed over the recent claims
+        #: How long a job takes from start to finish, smoothed (None until one finished).
+        self._job_s: float | None = None
         #: The last claim returned fewer jobs than asked: the queue is drained for now.
         self._drained = False
         self._wake = Signal()
@@ -140,7 +140,6 @@ class Worker:
         runtime = self._runtime
         assert runtime is not None
         failures = 0
-        rate_mark = (time.monotonic(), 0)
         while not self._stopping:
             self._start_ready(runtime)
             held = len(self._ready)
@@ -162,7 +161,6 @@ class Worker:
                     await self._return_ready()
                 continue
             self._wake.clear()
-            rate_mark = self._measure_rate(rate_mark)
             try:
                 rows = await runtime.claim(self.queue, want)
             except Exception as exc:
@@ -197,19 +195,13 @@ class Worker:
             else:
                 self._ahead = min(self._ahead_limit(), 2 * self._ahead or self.concurrency)
 
-    def _measure_rate(self, mark: tuple[float, int]) -> tuple[float, int]:
-        now, finished = time.monotonic(), self._finished
-        elapsed = now - mark[0]
-        if elapsed < 0.005:  # too short to measure: keep the mark
-            return mark
-        rate = (finished - mark[1]) / elapsed
-        self._rate = rate if self._rate == 0.0 else 0.5 * (self._rate + rate)
-        return now, finished
-
     def _ahead_limit(self) -> int:
         """Jobs to hold beyond the free slots: as many as the handlers finish in
         ``_AHEAD_BUDGET_S``, up to ``_AHEAD_MAX``."""
-        return min(_AHEAD_MAX, int(self._rate * _AHEAD_BUDGET_S))
+        if self._job_s is None:
+            return 0
+        finished_per_s = self.concurrency / max(self._job_s, 1e-6)
+        return min(_AHEAD_MAX, int(finished_per_s * _AHEAD_BUDGET_S))
 
     def _start_ready(self, runtime: WorkerRuntime) -> None:
         ready = self._ready
@@ -292,7 +284,8 @@ class Worker:
                 runtime.writer.complete(ctx.id, running.fence, encode_output(result))
         finally:
             self._running.pop(ctx.id, None)
-            self._finished += 1
+            took = time.monotonic() - running.started
+            self._job_s = took if self._job_s is None else 0.9 * self._job_s + 0.1 * took
             if self._ready and not self._stopping:  # the next held job takes the slot now
                 self._launch(runtime, self._ready.popleft())
             self._slot.set()

@@ -151,13 +151,13 @@ async def test_jobs_claimed_ahead_start_without_waiting_for_the_poll_interval(
 async def test_slow_handlers_hold_no_jobs_beyond_their_slots(
     boss: Boss, db: psycopg.AsyncConnection[Any]
 ) -> None:
-    # Claim-ahead holds what the handlers finish in ~50 ms: at 0.1 s per job and 2 slots,
-    # nothing. Every job is left in the queue for other workers until a slot is free.
+    # Claim-ahead holds what the handlers finish in ~50 ms: at 0.2 s per job and 2 slots
+    # (10 jobs/s, well under the 20 jobs/s it takes to hold one), nothing. Every job is left in the queue for other workers until a slot is free.
     await make_queue(boss)
     await boss.send_many("q", [{"n": n} for n in range(12)])
 
     async def handler(ctx: JobContext) -> None:
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)
 
     worker = Worker(boss, "q", handler, concurrency=2)
     await worker.start()
