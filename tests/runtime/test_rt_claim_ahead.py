@@ -152,7 +152,8 @@ async def test_slow_handlers_hold_no_jobs_beyond_their_slots(
     boss: Boss, db: psycopg.AsyncConnection[Any]
 ) -> None:
     # Claim-ahead holds what the handlers finish in ~50 ms: at 0.2 s per job and 2 slots
-    # (10 jobs/s, well under the 20 jobs/s it takes to hold one), nothing. Every job is left in the queue for other workers until a slot is free.
+    # (10 jobs/s, well under the 20 jobs/s it takes to hold one), nothing. Every job is left
+    # in the queue for other workers until a slot is free.
     await make_queue(boss)
     await boss.send_many("q", [{"n": n} for n in range(12)])
 
