@@ -102,8 +102,8 @@ def pyspy(args: argparse.Namespace) -> None:
 async def _explain(dsn: str, backlog: int, drain_batches: int) -> None:
     import psycopg
 
-    from runtime import Boss, QueueSpec
-    from runtime._sql import queries_for
+    from typed_queues.runtime import Boss, QueueSpec
+    from typed_queues.runtime._sql import queries_for
 
     q = queries_for("queues")
     async with Boss(dsn) as boss:

@@ -1,7 +1,7 @@
 """Pydantic models of ``queues.yaml`` (DESIGN section 3) and the structural checks.
 
 ``load_catalogue`` reads the file, validates its shape with these models, then runs the
-cross-checks of ``codegen.validate``; every problem becomes one ``CatalogueError`` line.
+cross-checks of ``validate``; every problem becomes one ``CatalogueError`` line.
 """
 
 from __future__ import annotations

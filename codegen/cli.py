@@ -1,6 +1,7 @@
 """``queues generate [--catalogue queues.yaml] [--out generated] [--check]``.
 
-``runtime.cli`` dispatches ``queues generate ...`` here lazily; ``python -m codegen`` too.
+The runtime's CLI dispatches ``queues generate ...`` here lazily; so does
+``python -m typed_queues.codegen``.
 """
 
 from __future__ import annotations

@@ -219,6 +219,6 @@ def _worker_doc(queue: QueuePlan) -> str:
         f"A worker for queue ``{queue.db_name}`` that calls ``handlers`` by event.\n\n"
         "Each payload is validated with its event's model first; an invalid payload or an "
         "unknown event fails the job without retries (so it reaches the dead-letter queue).\n\n"
-        "The keyword options are those of ``runtime.Worker``; an option left as None takes "
+        "The keyword options are those of ``Worker``; an option left as None takes "
         "the Worker's default."
     )

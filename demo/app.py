@@ -27,9 +27,9 @@ from generated import QUEUES, create_queues
 from generated.billing import invoices_worker, payments_worker
 from generated.ingestion import imports_worker, webhooks_worker
 from generated.notifications import email_worker, push_worker
-from runtime import Boss, JobState, QueueSpec, QueueStats, Worker, start_workers
-from runtime.config import resolve_dsn
-from runtime.logging_setup import configure_logging
+from typed_queues.runtime import Boss, JobState, QueueSpec, QueueStats, Worker, start_workers
+from typed_queues.runtime.config import resolve_dsn
+from typed_queues.runtime.logging_setup import configure_logging
 
 from .handlers import (
     INTENDED_FAILURES,
@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if dsn is not None:
         return asyncio.run(_run(dsn, args.schema, args.timeout, where="the configured database"))
 
-    from runtime.embedded import EmbeddedPostgres
+    from typed_queues.runtime.embedded import EmbeddedPostgres
 
     print(
         "No DSN configured (--dsn, QUEUES_DSN, DATABASE_URL): starting an embedded PostgreSQL "

@@ -25,7 +25,7 @@ from generated.ingestion import (
     enqueue_batch_ready_many,
 )
 from generated.notifications import EmailRequested, PushRequested
-from runtime import Boss, InvalidPayloadError, JobContext
+from typed_queues.runtime import Boss, InvalidPayloadError, JobContext
 
 __all__ = [
     "INTENDED_FAILURES",

@@ -51,7 +51,7 @@ from generated.notifications import (
     enqueue_email_requested_many,
     enqueue_push_requested,
 )
-from runtime import Boss, JobId, make_envelope
+from typed_queues.runtime import Boss, JobId, make_envelope
 
 from .handlers import BATCH_SIZE, FLAKY_DOMAIN, REVOKED_PREFIX
 

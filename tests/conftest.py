@@ -1,7 +1,7 @@
 """Shared fixtures: a real PostgreSQL for every test, each test in its own schema.
 
 The DSN comes from ``QUEUES_TEST_DSN``; when it is unset the suite starts an
-embedded PostgreSQL (``runtime.embedded``) once per session.
+embedded PostgreSQL (``typed_queues.runtime.embedded``) once per session.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 import psycopg
 import pytest
 
-from runtime import Boss
+from typed_queues.runtime import Boss
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +22,7 @@ def dsn() -> Iterator[str]:
     if configured:
         yield configured
         return
-    from runtime.embedded import EmbeddedPostgres
+    from typed_queues.runtime.embedded import EmbeddedPostgres
 
     with EmbeddedPostgres() as server:
         yield server.dsn

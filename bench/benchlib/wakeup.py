@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from runtime import Boss, JobContext, QueueSpec, Worker
-from runtime import _sending as sending
-from runtime import worker as worker_module
+from typed_queues.runtime import Boss, JobContext, QueueSpec, Worker
+from typed_queues.runtime import _sending as sending
+from typed_queues.runtime import worker as worker_module
 
 __all__ = ["wakeup_breakdown"]
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg
 
-from runtime import Boss, JobContext, QueueSpec, Worker
+from typed_queues.runtime import Boss, JobContext, QueueSpec, Worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import POOL_SIZE, QUEUE, Handler, Spec, main

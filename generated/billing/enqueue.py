@@ -12,7 +12,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, Connection
 
-from runtime import Boss, JobId, SyncBoss
+from typed_queues.runtime import Boss, JobId, SyncBoss
 
 from .._support import envelope
 from .models import InvoiceCreated, InvoiceVoided, PaymentCaptured, RefundRequested

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from runtime import QueueSpec, RetryPolicy
+from typed_queues.runtime import QueueSpec, RetryPolicy
 
 __all__ = ["IMPORTS", "QUARANTINE", "WEBHOOKS"]
 

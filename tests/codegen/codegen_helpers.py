@@ -14,9 +14,9 @@ GOLDEN = Path(__file__).parent / "golden"
 def run_module(
     *args: str, cwd: Path = REPO, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m codegen ...`` in a subprocess."""
+    """``python -m typed_queues.codegen ...`` in a subprocess."""
     return subprocess.run(
-        [sys.executable, "-m", "codegen", *args],
+        [sys.executable, "-m", "typed_queues.codegen", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from codegen.generator import generate_files_from_text
-from codegen.schemas import FORMATS
-from codegen.writer import write_tree
+from typed_queues.codegen.generator import generate_files_from_text
+from typed_queues.codegen.schemas import FORMATS
+from typed_queues.codegen.writer import write_tree
 
 VALID: dict[str, list[Any]] = {
     "date": ["2026-02-28"],

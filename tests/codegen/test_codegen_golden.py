@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from codegen_helpers import FIXTURES, GOLDEN, REPO, run_module, run_ruff
 
-from codegen import parallel
-from codegen.generator import generate_files
-from codegen.writer import diff_tree, write_tree
+from typed_queues.codegen import parallel
+from typed_queues.codegen.generator import generate_files
+from typed_queues.codegen.writer import diff_tree, write_tree
 
 SHOP = FIXTURES / "shop.yaml"
 

@@ -18,10 +18,19 @@ import pytest
 from codegen_helpers import REPO
 from pydantic import BaseModel
 
-from codegen import names
-from codegen.catalogue import load_catalogue
 from generated import QUEUES, create_queues
-from runtime import Boss, Job, JobContext, JobId, JobState, SyncBoss, Worker, make_envelope
+from typed_queues.codegen import names
+from typed_queues.codegen.catalogue import load_catalogue
+from typed_queues.runtime import (
+    Boss,
+    Job,
+    JobContext,
+    JobId,
+    JobState,
+    SyncBoss,
+    Worker,
+    make_envelope,
+)
 
 FINAL = {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED}
 

@@ -15,10 +15,10 @@ import pytest
 import yaml_text
 from codegen_helpers import run_module, run_ruff
 
-from codegen import names, parallel
-from codegen.generator import generate_files, generate_files_from_text
-from codegen.payloads import ModelsJob, build_module
-from codegen.writer import write_tree
+from typed_queues.codegen import names, parallel
+from typed_queues.codegen.generator import generate_files, generate_files_from_text
+from typed_queues.codegen.payloads import ModelsJob, build_module
+from typed_queues.codegen.writer import write_tree
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from codegen.catalogue import format_duration, parse_duration
-from codegen.errors import CatalogueInvalid
-from codegen.generator import generate_files_from_text
+from typed_queues.codegen.catalogue import format_duration, parse_duration
+from typed_queues.codegen.errors import CatalogueInvalid
+from typed_queues.codegen.generator import generate_files_from_text
 
 BASE = """\
 version: 1

@@ -10,7 +10,7 @@ import pytest
 
 from generated.billing import invoices_worker
 from generated.notifications import email_worker
-from runtime import Boss, JobContext, Worker
+from typed_queues.runtime import Boss, JobContext, Worker
 
 _HANDLERS: Any = object()  # never called: these workers are not started
 _OPTIONS = ("concurrency", "label", "batch_size", "poll_interval", "shutdown_grace")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from runtime import Boss, JobContext, QueueSpec, Worker
+from typed_queues.runtime import Boss, JobContext, QueueSpec, Worker
 
 __all__ = ["QUEUE", "not_an_app", "workers", "workers_sync"]
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from runtime import Boss, JobId, JobState, QueueSpec
-from runtime.cli import main
-from runtime.logging_setup import JsonFormatter, TextFormatter
+from typed_queues.runtime import Boss, JobId, JobState, QueueSpec
+from typed_queues.runtime.cli import main
+from typed_queues.runtime.logging_setup import JsonFormatter, TextFormatter
 
 ROOT = Path(__file__).parents[2]
 APP = "tests.infra.cli_app"
@@ -162,9 +162,9 @@ def test_generate_is_dispatched_to_codegen(monkeypatch: pytest.MonkeyPatch) -> N
         seen.append(argv)
         return 3
 
-    fake = types.ModuleType("codegen.cli")
+    fake = types.ModuleType("typed_queues.codegen.cli")
     fake.main = fake_main  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "codegen.cli", fake)
+    monkeypatch.setitem(sys.modules, "typed_queues.codegen.cli", fake)
     assert main(["generate", "--check", "--catalogue", "x.yaml"]) == 3
     assert seen == [["--check", "--catalogue", "x.yaml"]]
 
@@ -172,14 +172,14 @@ def test_generate_is_dispatched_to_codegen(monkeypatch: pytest.MonkeyPatch) -> N
 def test_generate_without_the_codegen_extra(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "codegen.cli", None)  # makes the import fail
+    monkeypatch.setitem(sys.modules, "typed_queues.codegen.cli", None)  # makes the import fail
     assert main(["generate"]) == 2
-    assert "pip install 'queues[codegen]'" in _only_line(capsys.readouterr().err)
+    assert "pip install 'typed-queues[codegen]'" in _only_line(capsys.readouterr().err)
 
 
 def test_runtime_cli_does_not_import_codegen_or_generated() -> None:
     code = (
-        "import sys, runtime.cli; "
+        "import sys, typed_queues.runtime.cli; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('codegen', 'generated', 'demo')]; "
         "assert not bad, bad"
     )
@@ -247,7 +247,7 @@ class _WorkerProcess:
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime.cli", "worker", *args],
+            [sys.executable, "-m", "typed_queues.runtime.cli", "worker", *args],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -404,9 +404,18 @@ def test_worker_embedded_is_explicit(worker_procs: list[_WorkerProcess]) -> None
 
 
 def test_module_level_cli_entry_point(dsn: str, schema_name: str) -> None:
-    """``python -m runtime.cli`` and the console script share ``main``."""
+    """``python -m typed_queues.runtime.cli`` and the console script share ``main``."""
     result = subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "migrate", "--dsn", dsn, "--schema", schema_name],
+        [
+            sys.executable,
+            "-m",
+            "typed_queues.runtime.cli",
+            "migrate",
+            "--dsn",
+            dsn,
+            "--schema",
+            schema_name,
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -13,13 +13,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from runtime.embedded import EmbeddedPostgres, EmbeddedPostgresError
+from typed_queues.runtime.embedded import EmbeddedPostgres, EmbeddedPostgresError
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux only (prctl, /proc)")
 
 _OWNER_SCRIPT = """
 import sys, time
-from runtime.embedded import EmbeddedPostgres
+from typed_queues.runtime.embedded import EmbeddedPostgres
 server = EmbeddedPostgres()
 server.start()
 print(server.pid, server.data_dir, flush=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from runtime import Boss, JobContext, JobState, QueueSpec
+from typed_queues.runtime import Boss, JobContext, JobState, QueueSpec
 
 #: Set by test_no_dsn.py: this run must be on the embedded server.
 EXPECT_EMBEDDED = "QUEUES_INFRA_EXPECT_EMBEDDED"

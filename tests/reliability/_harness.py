@@ -295,7 +295,7 @@ class Procs:
         argv = [
             sys.executable,
             "-m",
-            "runtime.cli",
+            "typed_queues.runtime.cli",
             "worker",
             "--app",
             "tests.reliability._worker_proc:cli_workers",

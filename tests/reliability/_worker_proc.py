@@ -187,7 +187,7 @@ class _Recorder:
 
 
 def _make_handler(boss: Any, recorder: _Recorder, record_start: bool) -> Any:
-    from runtime import PermanentJobError
+    from typed_queues.runtime import PermanentJobError
 
     async def handler(ctx: Any) -> object:
         data: dict[str, Any] = ctx.data if isinstance(ctx.data, dict) else {}
@@ -274,7 +274,7 @@ def _output(spec: Any) -> object:
 
 def _build(config: dict[str, Any]) -> tuple[Any, list[Any], _Recorder]:
     """The Boss, its Workers and the recorder described by ``config`` (nothing started)."""
-    from runtime import Boss, Worker
+    from typed_queues.runtime import Boss, Worker
 
     dsn = config["dsn"]
     schema = config["schema"]
@@ -344,7 +344,7 @@ def _wait_for_file(path: str) -> None:
 
 
 async def _run_migrate(config: dict[str, Any]) -> int:
-    from runtime import Boss
+    from typed_queues.runtime import Boss
 
     boss = Boss(config["dsn"], schema=config["schema"], **_durations(config.get("boss", {})))
     print("WAITING", flush=True)
@@ -361,7 +361,7 @@ async def _run_migrate(config: dict[str, Any]) -> int:
 
 
 async def _run_send(config: dict[str, Any]) -> int:
-    from runtime import Boss
+    from typed_queues.runtime import Boss
 
     options = _durations(config.get("boss", {}))
     async with Boss(config["dsn"], schema=config["schema"], **options) as boss:
@@ -381,7 +381,7 @@ def main() -> int:
     offset = float(config.get("clock_offset", 0))
     if offset:
         _shift_clock(offset)
-    from runtime.logging_setup import configure_logging
+    from typed_queues.runtime.logging_setup import configure_logging
 
     configure_logging("json", level=config.get("log_level", "INFO"))
     mode = config.get("mode", "worker")

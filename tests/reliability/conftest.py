@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from runtime import Boss
+from typed_queues.runtime import Boss
 
 from ._harness import Db, Procs, create_record_tables
 

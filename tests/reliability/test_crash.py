@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from psycopg import sql
 
-from runtime import Boss, QueueSpec, RetryPolicy
+from typed_queues.runtime import Boss, QueueSpec, RetryPolicy
 
 from ._harness import (
     FAST_BOSS,

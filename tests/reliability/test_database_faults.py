@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from runtime import Boss, QueueSpec, RetryPolicy
+from typed_queues.runtime import Boss, QueueSpec, RetryPolicy
 
 from ._cluster import find_local_cluster
 from ._harness import (

@@ -11,8 +11,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from runtime import Boss, ConfigurationError, QueueSpec, RetryPolicy, SyncBoss
-from runtime._ident import channel_name
+from typed_queues.runtime import Boss, ConfigurationError, QueueSpec, RetryPolicy, SyncBoss
+from typed_queues.runtime._ident import channel_name
 
 from ._harness import (
     FAST_BOSS,

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from runtime import (
+from typed_queues.runtime import (
     Boss,
     PayloadError,
     QueueSpec,
@@ -19,7 +19,7 @@ from runtime import (
     ValidationError,
     make_envelope,
 )
-from runtime._ident import MAX_QUEUE_NAME, MAX_SCHEMA_NAME
+from typed_queues.runtime._ident import MAX_QUEUE_NAME, MAX_SCHEMA_NAME
 
 from ._harness import (
     FAST_BOSS,

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from runtime import Boss, QueueSpec, RetryPolicy
+from typed_queues.runtime import Boss, QueueSpec, RetryPolicy
 
 from ._harness import (
     FAST_BOSS,

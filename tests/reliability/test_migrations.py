@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from runtime import Boss
-from runtime._migrate import CODE_VERSION
+from typed_queues.runtime import Boss
+from typed_queues.runtime._migrate import CODE_VERSION
 
 from ._harness import Procs
 

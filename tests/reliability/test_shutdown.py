@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from runtime import Boss, QueueSpec, RetryPolicy
+from typed_queues.runtime import Boss, QueueSpec, RetryPolicy
 
 from ._harness import (
     FAST_BOSS,

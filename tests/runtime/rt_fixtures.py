@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from runtime import Boss
+from typed_queues.runtime import Boss
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any, LiteralString
 import psycopg
 from psycopg import sql
 
-from runtime import Boss, QueueSpec, RetryPolicy
+from typed_queues.runtime import Boss, QueueSpec, RetryPolicy
 
 NO_RETRY_DELAY = RetryPolicy(limit=2, delay=timedelta(0), backoff="fixed", jitter=False)
 

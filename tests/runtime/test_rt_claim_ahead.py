@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from rt_support import count_jobs, make_queue, rows, wait_until
 
-from runtime import Boss, JobContext, JobId, Worker
+from typed_queues.runtime import Boss, JobContext, JobId, Worker
 
 pytest_plugins = ["rt_fixtures"]
 

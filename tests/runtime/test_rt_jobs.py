@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from runtime import ENVELOPE_VERSION, JobContext, JobId, make_envelope, process_job
+from typed_queues.runtime import ENVELOPE_VERSION, JobContext, JobId, make_envelope, process_job
 
 
 def test_make_envelope() -> None:

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from rt_support import NO_RETRY_DELAY, count_jobs, make_queue, rows, wait_until
 
-from runtime import Boss, JobContext, JobId, JobState, Worker
+from typed_queues.runtime import Boss, JobContext, JobId, JobState, Worker
 
 pytest_plugins = ["rt_fixtures"]
 
@@ -25,7 +25,7 @@ _HOLDER = textwrap.dedent(
     """
     import asyncio, sys
     from datetime import timedelta
-    from runtime import Boss, Worker
+    from typed_queues.runtime import Boss, Worker
 
     async def main(dsn, schema):
         boss = Boss(dsn, schema=schema, lease=timedelta(seconds=1), poll_interval=0.1)
@@ -168,7 +168,7 @@ async def test_a_stale_worker_cannot_finish_a_reclaimed_job(
 async def test_fenced_writes_of_an_old_claim_change_nothing(
     fast_boss: Boss, db: psycopg.AsyncConnection[Any]
 ) -> None:
-    from runtime._completions import CompletionWriter
+    from typed_queues.runtime._completions import CompletionWriter
 
     await make_queue(fast_boss, retry=NO_RETRY_DELAY)
     job_id = await fast_boss.send("q", {})
@@ -233,7 +233,7 @@ async def test_database_expiry_of_an_overrunning_fetched_job(
 async def test_a_failed_completion_write_is_retried_and_writes_are_batched(
     fast_boss: Boss, db: psycopg.AsyncConnection[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from runtime._completions import CompletionWriter
+    from typed_queues.runtime._completions import CompletionWriter
 
     await make_queue(fast_boss, retry=NO_RETRY_DELAY)
     real = CompletionWriter._write_done

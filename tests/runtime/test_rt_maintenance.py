@@ -8,8 +8,8 @@ from typing import Any
 import psycopg
 from rt_support import count_jobs, make_queue, rows
 
-from runtime import Boss
-from runtime.maintenance import Maintenance
+from typed_queues.runtime import Boss
+from typed_queues.runtime.maintenance import Maintenance
 
 pytest_plugins = ["rt_fixtures"]
 

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from rt_support import make_queue, rows, scalar
 
-from runtime import Boss, ConfigurationError, SchemaVersionError
-from runtime._migrate import CODE_VERSION
+from typed_queues.runtime import Boss, ConfigurationError, SchemaVersionError
+from typed_queues.runtime._migrate import CODE_VERSION
 
 pytest_plugins = ["rt_fixtures"]
 

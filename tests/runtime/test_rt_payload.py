@@ -11,7 +11,7 @@ import pytest
 from psycopg import sql
 from rt_support import count_jobs, make_queue
 
-from runtime import (
+from typed_queues.runtime import (
     Boss,
     PayloadError,
     QueueSpec,

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from rt_support import NO_RETRY_DELAY, count_jobs, make_queue, rows, wait_until
 
-from runtime import Boss, JobContext, Worker
+from typed_queues.runtime import Boss, JobContext, Worker
 
 pytest_plugins = ["rt_fixtures"]
 

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from rt_support import count_jobs, make_queue, rows, scalar
 
-from runtime import Boss, JobId, JobState, QueuesError, QueueSpec, RetryPolicy
+from typed_queues.runtime import Boss, JobId, JobState, QueuesError, QueueSpec, RetryPolicy
 
 pytest_plugins = ["rt_fixtures"]
 

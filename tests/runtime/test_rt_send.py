@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from rt_support import count_jobs, make_queue, rows, scalar
 
-from runtime import Boss, JobState, PayloadError, SyncBoss
-from runtime._ids import new_job_id
-from runtime._send import Coalescer, Row
+from typed_queues.runtime import Boss, JobState, PayloadError, SyncBoss
+from typed_queues.runtime._ids import new_job_id
+from typed_queues.runtime._send import Coalescer, Row
 
 pytest_plugins = ["rt_fixtures"]
 
@@ -252,7 +252,7 @@ async def test_singleton_when_the_winner_rolls_back(
 
 
 def test_sync_path(dsn: str, schema_name: str) -> None:
-    from runtime import QueueSpec
+    from typed_queues.runtime import QueueSpec
 
     with SyncBoss(dsn, schema=schema_name, copy_threshold=5) as sync:
         sync.migrate()

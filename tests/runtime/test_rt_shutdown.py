@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from rt_support import NO_RETRY_DELAY, count_jobs, make_queue, wait_until
 
-from runtime import Boss, JobContext, JobId, JobState, Worker
+from typed_queues.runtime import Boss, JobContext, JobId, JobState, Worker
 
 pytest_plugins = ["rt_fixtures"]
 

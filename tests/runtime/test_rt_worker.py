@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from rt_support import NO_RETRY_DELAY, count_jobs, make_queue, wait_until
 
-from runtime import (
+from typed_queues.runtime import (
     Boss,
     JobContext,
     JobId,

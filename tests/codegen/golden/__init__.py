@@ -6,7 +6,7 @@ protocols and worker factories, one subpackage per domain.
 
 from __future__ import annotations
 
-from runtime import Boss, QueueSpec
+from typed_queues.runtime import Boss, QueueSpec
 
 from . import mail, shop
 

@@ -11,7 +11,7 @@ from typing import Any, NoReturn, TypeVar
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from runtime import (
+from typed_queues.runtime import (
     Boss,
     InvalidPayloadError,
     JobContext,

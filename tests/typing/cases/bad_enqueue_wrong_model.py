@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 from generated.billing import InvoiceVoided, InvoiceVoidedReason, enqueue_invoice_created
-from runtime import Boss, JobId
+from typed_queues.runtime import Boss, JobId
 
 
 async def send(boss: Boss) -> JobId:

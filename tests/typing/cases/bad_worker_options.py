@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from generated.billing import InvoiceCreated, InvoiceVoided, invoices_worker
-from runtime import Boss, JobContext, Worker
+from typed_queues.runtime import Boss, JobContext, Worker
 
 
 class Jobs:

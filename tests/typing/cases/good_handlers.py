@@ -20,7 +20,7 @@ from generated.billing import (
     enqueue_invoice_voided_sync,
     invoices_worker,
 )
-from runtime import Boss, JobContext, JobId, SyncBoss, Worker
+from typed_queues.runtime import Boss, JobContext, JobId, SyncBoss, Worker
 
 
 class InvoiceJobs:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Protocol
 
-from runtime import Boss, JobContext, Worker, process_job
+from typed_queues.runtime import Boss, JobContext, Worker, process_job
 
 from .._support import Route, build_worker, parse_payload
 from .models import OrderCancelled, OrderPlaced, StockChangedV2
@@ -44,8 +44,8 @@ def orders_worker(
     Each payload is validated with its event's model first; an invalid payload or an unknown
     event fails the job without retries (so it reaches the dead-letter queue).
 
-    The keyword options are those of ``runtime.Worker``; an option left as None takes the
-    Worker's default.
+    The keyword options are those of ``Worker``; an option left as None takes the Worker's
+    default.
     """
 
     async def run_order_placed(job: JobContext) -> None:
@@ -107,8 +107,8 @@ def v2_sync_worker(
     Each payload is validated with its event's model first; an invalid payload or an unknown
     event fails the job without retries (so it reaches the dead-letter queue).
 
-    The keyword options are those of ``runtime.Worker``; an option left as None takes the
-    Worker's default.
+    The keyword options are those of ``Worker``; an option left as None takes the Worker's
+    default.
     """
 
     async def run_stock_changed_v2(job: JobContext) -> None:
