@@ -151,6 +151,7 @@ class JobContext:
         "attempt",
         "data",
         "event",
+        "fence",
         "id",
         "metadata",
         "payload",
@@ -164,9 +165,13 @@ class JobContext:
         data: Mapping[str, Any],
         *,
         attempt: int = 1,
+        fence: int = 0,
         heartbeat: HeartbeatFn | None = None,
     ) -> None:
         self.id = id
+        #: The claim this run belongs to (the job's fencing token): two runs of one job never
+        #: share it, so it tells a re-run after a lost lease from the first run.
+        self.fence = fence
         self.queue = queue
         self.data: dict[str, Any] = data if isinstance(data, dict) else dict(data)
         self.attempt = attempt

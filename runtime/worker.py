@@ -222,7 +222,9 @@ class Worker:
         async def heartbeat() -> None:
             await writer.heartbeat_one(job_id, fence)
 
-        ctx = JobContext(job_id, self.queue, row[3], attempt=row[2] + 1, heartbeat=heartbeat)
+        ctx = JobContext(
+            job_id, self.queue, row[3], attempt=row[2] + 1, fence=fence, heartbeat=heartbeat
+        )
         running = _Running(None, fence, time.monotonic())
         self._running[job_id] = running
         running.task = asyncio.get_running_loop().create_task(self._execute(ctx, running))
