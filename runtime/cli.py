@@ -234,8 +234,16 @@ def _generate(argv: list[str]) -> int:
 
 
 def _demo(argv: list[str]) -> int:
-    from demo import main as demo_main
-
+    try:
+        from demo import main as demo_main
+    except ModuleNotFoundError as exc:
+        if exc.name != "demo":
+            raise
+        return _error(
+            "`queues demo` runs the repository's demo/, which is not part of the installed "
+            "package: run it from a checkout of the repository (`nox -s demo`)",
+            code=2,
+        )
     return int(demo_main(argv) or 0)
 
 
