@@ -12,8 +12,9 @@ import pytest
 from rt_support import count_jobs, make_queue, rows, scalar
 
 from typed_queues.runtime import Boss, JobState, PayloadError, SyncBoss
-from typed_queues.runtime._ids import new_job_id
-from typed_queues.runtime._send import Coalescer, Row
+from typed_queues.runtime.client.coalescer import Coalescer
+from typed_queues.runtime.client.requests import Row
+from typed_queues.runtime.db.ids import new_job_id
 
 pytest_plugins = ["rt_fixtures"]
 
