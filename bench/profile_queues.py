@@ -103,7 +103,7 @@ async def _explain(dsn: str, backlog: int, drain_batches: int) -> None:
     import psycopg
 
     from typed_queues.runtime import Boss, QueueSpec
-    from typed_queues.runtime._sql import queries_for
+    from typed_queues.runtime.db.queries import queries_for
 
     q = queries_for("queues")
     async with Boss(dsn) as boss:

@@ -5,7 +5,7 @@ Everything a user or the generated code needs is importable from here.
 
 from __future__ import annotations
 
-from .client import Boss, EnqueuedJob, QueueHandle
+from .client import Boss, EnqueuedJob, QueueHandle, SyncBoss
 from .errors import (
     ConfigurationError,
     InvalidPayloadError,
@@ -28,7 +28,6 @@ from .jobs import (
     process_job,
 )
 from .policy import QueueSpec, RetryPolicy
-from .sync import SyncBoss
 from .worker import Worker, start_workers
 
 __all__ = [

@@ -127,7 +127,7 @@ def _utc_timestamp() -> str:
 def make_envelope(
     event: str, payload: Mapping[str, Any], *, source: str | None = None
 ) -> dict[str, Any]:
-    """The job data of one event: ``{"event", "payload", "metadata"}`` (design section 7)."""
+    """The job data of one event: ``{"event", "payload", "metadata"}``."""
     return {
         "event": event,
         "payload": payload if isinstance(payload, dict) else dict(payload),

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from ._ident import validate_queue_name
+from .db.identifiers import validate_queue_name
 from .errors import ValidationError
 
 __all__ = ["QueueSpec", "RetryPolicy"]

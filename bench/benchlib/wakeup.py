@@ -61,7 +61,7 @@ async def _measure(dsn: str, jobs: int, interval_s: float) -> dict[str, dict[int
 
             worker = Worker(boss, "probe", handler)
             await worker.start()
-            runtime = worker._runtime
+            runtime = boss.worker_services
             assert runtime is not None and runtime.listener is not None
             on_notify: Callable[[str], None] = runtime.listener._on_notify
 
@@ -72,7 +72,7 @@ async def _measure(dsn: str, jobs: int, interval_s: float) -> dict[str, dict[int
             runtime.listener._on_notify = timed_notify
             claim = runtime.claim
 
-            async def timed_claim(queue: str, limit: int) -> list[tuple[Any, ...]]:
+            async def timed_claim(queue: str, limit: int) -> list[Any]:
                 rows = await claim(queue, limit)
                 if rows:
                     mark("claimed")

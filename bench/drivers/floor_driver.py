@@ -27,8 +27,8 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from typed_queues.runtime import Boss, QueueSpec
-from typed_queues.runtime._ids import new_job_id
-from typed_queues.runtime._sql import queries_for
+from typed_queues.runtime.db.ids import new_job_id
+from typed_queues.runtime.db.queries import queries_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import POOL_SIZE, QUEUE, Handler, Spec, main

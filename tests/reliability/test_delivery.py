@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from typed_queues.runtime import Boss, ConfigurationError, QueueSpec, RetryPolicy, SyncBoss
-from typed_queues.runtime._ident import channel_name
+from typed_queues.runtime.db.identifiers import channel_name
 
 from ._harness import (
     FAST_BOSS,

@@ -19,7 +19,7 @@ from typed_queues.runtime import (
     ValidationError,
     make_envelope,
 )
-from typed_queues.runtime._ident import MAX_QUEUE_NAME, MAX_SCHEMA_NAME
+from typed_queues.runtime.db.identifiers import MAX_QUEUE_NAME, MAX_SCHEMA_NAME
 
 from ._harness import (
     FAST_BOSS,

@@ -11,7 +11,7 @@ import pytest
 from psycopg import sql
 
 from typed_queues.runtime import Boss
-from typed_queues.runtime._migrate import CODE_VERSION
+from typed_queues.runtime.db.migrations import CODE_VERSION
 
 from ._harness import Procs
 

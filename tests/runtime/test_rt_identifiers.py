@@ -8,8 +8,12 @@ from datetime import timedelta
 import pytest
 
 from typed_queues.runtime import Boss, QueueSpec, RetryPolicy, SyncBoss, ValidationError
-from typed_queues.runtime._ident import channel_name, validate_queue_name, validate_schema_name
-from typed_queues.runtime._ids import new_job_id, new_job_ids
+from typed_queues.runtime.db.identifiers import (
+    channel_name,
+    validate_queue_name,
+    validate_schema_name,
+)
+from typed_queues.runtime.db.ids import new_job_id, new_job_ids
 
 HOSTILE = [
     'x"; DROP TABLE job;--',

@@ -137,8 +137,8 @@ async def test_a_stale_worker_cannot_finish_a_reclaimed_job(
         stale = Worker(stale_boss, "q", stale_handler, concurrency=1)
         await stale.start()
         await asyncio.wait_for(claimed.wait(), 10)
-        assert stale_boss._runtime is not None
-        stale_boss._runtime.writer.paused.add(job_id)  # as if the process were frozen
+        assert stale_boss.worker_services is not None
+        stale_boss.worker_services.writer.suspend_heartbeats(job_id)  # as if the process froze
         # fast_boss's maintenance rescues the job once its lease is out; its worker re-claims it
         fresh = Worker(fast_boss, "q", fresh_handler)
         await fresh.start()
@@ -166,9 +166,12 @@ async def test_a_stale_worker_cannot_finish_a_reclaimed_job(
 
 
 async def test_fenced_writes_of_an_old_claim_change_nothing(
-    fast_boss: Boss, db: psycopg.AsyncConnection[Any]
+    fast_boss: Boss, dsn: str, db: psycopg.AsyncConnection[Any]
 ) -> None:
-    from typed_queues.runtime._completions import CompletionWriter
+    from psycopg_pool import AsyncConnectionPool
+
+    from typed_queues.runtime.db import Store
+    from typed_queues.runtime.worker.result_writer import ResultWriter
 
     await make_queue(fast_boss, retry=NO_RETRY_DELAY)
     job_id = await fast_boss.send("q", {})
@@ -178,9 +181,12 @@ async def test_fenced_writes_of_an_old_claim_change_nothing(
     )
     [second] = await fast_boss.fetch("q")
     assert (first.fence, second.fence) == (1, 2)
-    assert fast_boss._pool is not None
-    writer = CompletionWriter(
-        fast_boss._pool, fast_boss._q, lease=timedelta(seconds=5), heartbeat_interval=60
+    pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+        dsn, min_size=1, max_size=2, kwargs={"autocommit": True}, open=False
+    )
+    await pool.open()
+    writer = ResultWriter(
+        pool, Store(fast_boss.schema), lease=timedelta(seconds=5), heartbeat_interval=60
     )
     writer.start()
     try:
@@ -195,6 +201,7 @@ async def test_fenced_writes_of_an_old_claim_change_nothing(
         await writer.flush(timeout=5)
     finally:
         await writer.stop()
+        await pool.close()
     job = await fast_boss.get_job(job_id)
     assert job is not None and job.state is JobState.COMPLETED and job.output == "new"
 
@@ -233,19 +240,19 @@ async def test_database_expiry_of_an_overrunning_fetched_job(
 async def test_a_failed_completion_write_is_retried_and_writes_are_batched(
     fast_boss: Boss, db: psycopg.AsyncConnection[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from typed_queues.runtime._completions import CompletionWriter
+    from typed_queues.runtime.worker.result_writer import ResultWriter
 
     await make_queue(fast_boss, retry=NO_RETRY_DELAY)
-    real = CompletionWriter._write_done
+    real = ResultWriter._write_done
     calls: list[int] = []
 
-    async def flaky(self: CompletionWriter, batch: list[Any]) -> None:
+    async def flaky(self: ResultWriter, batch: list[Any]) -> None:
         calls.append(len(batch))
         if len(calls) <= 2:
             raise psycopg.OperationalError("injected: connection lost")
         await real(self, batch)
 
-    monkeypatch.setattr(CompletionWriter, "_write_done", flaky)
+    monkeypatch.setattr(ResultWriter, "_write_done", flaky)
 
     async def handler(ctx: JobContext) -> int:
         return int(ctx.data["n"])

@@ -9,14 +9,8 @@ import psycopg
 from rt_support import count_jobs, make_queue, rows
 
 from typed_queues.runtime import Boss
-from typed_queues.runtime.maintenance import Maintenance
 
 pytest_plugins = ["rt_fixtures"]
-
-
-def _maintenance(boss: Boss, batch: int = 10) -> Maintenance:
-    assert boss._pool is not None
-    return Maintenance(boss._pool, boss._q, interval=60, batch=batch, on_queues=boss._queues.load)
 
 
 async def test_retention_deletes_old_finished_jobs_in_batches(
@@ -42,7 +36,7 @@ async def test_retention_deletes_old_finished_jobs_in_batches(
     await boss.fetch("short", batch_size=1)
     [active] = await boss.fetch("short")
     await boss.complete(active.id)  # finished just now: kept
-    result = await _maintenance(boss, batch=10).run_once()
+    result = await boss.run_maintenance(batch=10)
     assert result is not None and result.deleted == 30
     assert await count_jobs(db, boss.schema) == 5 + 4 + 1
     assert (await boss.get_job(fresh)) is not None
@@ -50,15 +44,14 @@ async def test_retention_deletes_old_finished_jobs_in_batches(
 
 async def test_one_process_at_a_time(boss: Boss, dsn: str) -> None:
     await make_queue(boss)
-    maintenance = _maintenance(boss)
     async with await psycopg.AsyncConnection.connect(dsn) as other:
         await other.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
             (f"queues.maintenance:{boss.schema}",),
         )
-        assert await maintenance.run_once() is None
+        assert await boss.run_maintenance(batch=10) is None
         await other.rollback()
-    assert await maintenance.run_once() is not None
+    assert await boss.run_maintenance(batch=10) is not None
 
 
 async def test_rescue_leaves_live_leases_alone(
@@ -73,7 +66,7 @@ async def test_rescue_leaves_live_leases_alone(
         "UPDATE {schema}.job SET lease_until = now() - interval '1 second' WHERE id = %s",
         jobs[0].id,
     )
-    result = await _maintenance(boss).run_once()
+    result = await boss.run_maintenance(batch=10)
     assert result is not None and result.rescued == 1
     states = {j.id: (await boss.get_job(j.id)).state for j in jobs}  # type: ignore[union-attr]
     assert sorted(states.values()) == ["active", "active", "retry"]

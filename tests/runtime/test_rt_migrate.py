@@ -11,7 +11,7 @@ import pytest
 from rt_support import make_queue, rows, scalar
 
 from typed_queues.runtime import Boss, ConfigurationError, SchemaVersionError
-from typed_queues.runtime._migrate import CODE_VERSION
+from typed_queues.runtime.db.migrations import CODE_VERSION
 
 pytest_plugins = ["rt_fixtures"]
 

@@ -13,7 +13,7 @@ import psycopg
 from rt_support import count_jobs, make_queue, rows, scalar, wait_until
 
 from typed_queues.runtime import Boss, JobContext, JobId, Worker
-from typed_queues.runtime._sql import queries_for
+from typed_queues.runtime.db.queries import queries_for
 
 pytest_plugins = ["rt_fixtures"]
 

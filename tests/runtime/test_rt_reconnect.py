@@ -52,8 +52,8 @@ async def test_listener_comes_back_after_its_connection_is_killed(
 
         worker = Worker(boss, "q", handler)
         await worker.start()
-        assert boss._runtime is not None and boss._runtime.listener is not None
-        listener = boss._runtime.listener
+        assert boss.worker_services is not None and boss.worker_services.listener is not None
+        listener = boss.worker_services.listener
         await asyncio.wait_for(listener.connected.wait(), 10)
         await db.execute("SELECT pg_terminate_backend(%s)", (listener.backend_pid,))
 
@@ -132,7 +132,7 @@ async def test_stop_while_a_send_is_in_flight_closes_its_connection(
     await boss.start()
     await make_queue(boss)
     await boss.send("q", {"n": 0})  # opens the send path's connection
-    kept = boss._kept_send
+    kept = boss.send_connection
     assert kept is not None
     sending = asyncio.ensure_future(boss.send("q", {"n": 1}))
     await asyncio.sleep(0)  # the send has taken the connection and is waiting on the server

@@ -12,8 +12,9 @@ import pytest
 from rt_support import count_jobs, make_queue, rows, scalar
 
 from typed_queues.runtime import Boss, JobState, PayloadError, SyncBoss
-from typed_queues.runtime._ids import new_job_id
-from typed_queues.runtime._send import Coalescer, Row
+from typed_queues.runtime.client.coalescer import Coalescer
+from typed_queues.runtime.client.requests import Row
+from typed_queues.runtime.db.ids import new_job_id
 
 pytest_plugins = ["rt_fixtures"]
 
@@ -320,3 +321,29 @@ async def test_sends_hold_no_pool_connection_between_calls(dsn: str, schema_name
             job = await asyncio.wait_for(boss.get_job(job_id), 3)
             assert job is not None and job.data == {"n": n}
         assert len(await boss.send_many("q", [{"n": 9}] * 5)) == 5
+
+
+def test_sync_big_batch_streams_and_a_bad_item_writes_nothing(dsn: str, schema_name: str) -> None:
+    # The sync client shares the async one's request code: a batch past copy_threshold streams
+    # from a generator (ids at their positions), and a bad item midway rolls all of it back.
+    from typed_queues.runtime import QueueSpec
+
+    with SyncBoss(dsn, schema=schema_name, copy_threshold=100) as sync:
+        sync.migrate()
+        sync.create_queue(QueueSpec(name="q"))
+        ids = sync.send_many("q", ({"n": n} for n in range(1234)))
+        assert len(set(ids)) == 1234
+        for position in (0, 617, 1233):
+            job = sync.get_job(ids[position])
+            assert job is not None and job.data == {"n": position}
+        bad: list[dict[str, Any]] = [{"n": n} for n in range(600)]
+        bad[450] = {"n": "\x00"}
+        with pytest.raises(PayloadError, match="item 450"):
+            sync.send_many("q", iter(bad))
+        assert sync.get_job(ids[-1]) is not None
+    with psycopg.connect(dsn) as conn:
+        query = psycopg.sql.SQL("SELECT count(*) FROM {}.job").format(
+            psycopg.sql.Identifier(schema_name)
+        )
+        row = conn.execute(query).fetchone()
+    assert row is not None and row[0] == 1234

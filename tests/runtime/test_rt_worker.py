@@ -270,7 +270,7 @@ async def test_polling_without_listen(dsn: str, schema_name: str) -> None:
 
         worker = Worker(boss, "q", handler)
         await worker.start()
-        assert boss._runtime is not None and boss._runtime.listener is None
+        assert boss.worker_services is not None and boss.worker_services.listener is None
         await asyncio.sleep(0.3)
         await boss.send("q", {})
         await asyncio.wait_for(done.wait(), 10)

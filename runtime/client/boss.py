@@ -1,0 +1,389 @@
+"""The ``Boss``: one process's handle on a queue schema.
+
+It is assembled from parts that each own one job and get what they need through their
+constructors: the ``Store`` (every statement), ``ClientConnections`` (pool and the send path's
+connection), the ``QueueCache``, the ``Sender`` and ``JobControl``; and, from the first
+``Worker.start()`` on, the ``WorkerServices`` its workers share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+import psycopg
+
+from ..config import resolve_dsn
+from ..db import AsyncConn, QueueRow, Store
+from ..db.connect import connection_kwargs
+from ..db.dedicated import DedicatedConnection
+from ..db.identifiers import validate_queue_name
+from ..db.migrations import CODE_VERSION
+from ..errors import ConfigurationError
+from ..jobs import Job, JobContext, JobId, QueueStats
+from ..options import Duration, positive_int, seconds
+from ..policy import QueueSpec
+from ..worker.services import WorkerServices, WorkerSettings
+from .connections import ClientConnections
+from .handle import EnqueuedJob, QueueHandle
+from .job_control import JobControl
+from .queue_cache import QueueCache, QueueInfo, info_of
+from .sender import Sender
+
+if TYPE_CHECKING:
+    from ..worker.maintenance import MaintenanceResult
+    from ..worker.worker import Worker
+
+__all__ = ["Boss", "EnqueuedJob", "QueueHandle"]
+
+log = logging.getLogger("queues")
+
+
+class Boss:
+    """A process's handle on one queue schema: sends, finishing jobs, and running workers.
+
+    Nothing touches the database before ``start()`` (or ``async with``).
+    """
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        schema: str = "queues",
+        max_pool_size: int = 10,
+        max_payload_bytes: int = 1_000_000,
+        lease: timedelta = timedelta(seconds=30),
+        source: str | None = None,
+        listen: bool = True,
+        poll_interval: Duration = timedelta(seconds=2),
+        heartbeat_interval: Duration | None = None,
+        maintenance: bool = True,
+        maintenance_interval: Duration = timedelta(seconds=15),
+        worker_pool_size: int = 4,
+        send_batch_size: int = 500,
+        send_concurrency: int = 2,
+        copy_threshold: int = 2000,
+        retention_batch: int = 1000,
+        connect_timeout: Duration = 30.0,
+        prepare: bool = True,
+    ) -> None:
+        self._store = Store(schema, prepare=bool(prepare))  # validates the schema name
+        self.schema = schema
+        self.source = source
+        self._dsn = dsn
+        self.lease = timedelta(seconds=seconds("lease", lease))
+        self.poll_interval = seconds("poll_interval", poll_interval)
+        self._worker_settings = WorkerSettings(
+            lease=self.lease,
+            heartbeat_interval=(
+                self.lease.total_seconds() / 3
+                if heartbeat_interval is None
+                else seconds("heartbeat_interval", heartbeat_interval)
+            ),
+            listen=bool(listen),
+            maintenance=bool(maintenance),
+            maintenance_interval=seconds("maintenance_interval", maintenance_interval),
+            retention_batch=positive_int("retention_batch", retention_batch),
+            pool_size=positive_int("worker_pool_size", worker_pool_size),
+        )
+        self._connections = ClientConnections(
+            schema,
+            positive_int("max_pool_size", max_pool_size),
+            seconds("connect_timeout", connect_timeout),
+        )
+        self._queues = QueueCache(schema, self._read_queues)
+        self._sender = Sender(
+            self._store,
+            self._connections,
+            self._queues,
+            max_payload=positive_int("max_payload_bytes", max_payload_bytes),
+            copy_threshold=positive_int("copy_threshold", copy_threshold),
+            batch_size=positive_int("send_batch_size", send_batch_size),
+            concurrency=positive_int("send_concurrency", send_concurrency),
+        )
+        self._jobs = JobControl(self._store, self._connections, self._queues, self.lease)
+        self._services: WorkerServices | None = None
+        self._services_lock = asyncio.Lock()
+        self._start_lock = asyncio.Lock()
+        self._workers: list[Worker] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, *, migrate: bool = True) -> None:
+        """Open the pool and migrate the schema (or, with ``migrate=False``, check it)."""
+        async with self._start_lock:
+            if not self._connections.open:
+                await self._open(migrate)
+
+    async def _open(self, migrate: bool) -> None:
+        pool = await self._connections.start(self._resolve_dsn())
+        try:
+            async with pool.connection() as conn:
+                if migrate:
+                    await self._store.migrate(conn)
+                    version = CODE_VERSION
+                else:
+                    version = await self._store.schema_version(conn)
+                if version < CODE_VERSION:
+                    log.warning(
+                        'schema "%s" is at version %d, this code needs %d: run `queues migrate` '
+                        "(or start with migrate=True) before sending or working",
+                        self.schema,
+                        version,
+                        CODE_VERSION,
+                    )
+                if version:
+                    self._queues.load(await self._store.queue_list(conn))
+        except BaseException:
+            await self._connections.stop()
+            raise
+
+    async def stop(self, *, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Stop this Boss's workers (graceful, up to ``timeout`` each), then close the pool."""
+        if not self._connections.open:
+            return
+        workers = list(self._workers)
+        results = await asyncio.gather(
+            *(worker.stop(timeout=timeout) for worker in workers), return_exceptions=True
+        )
+        for worker, result in zip(workers, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("stopping worker %s failed: %r", worker.label, result)
+        if self._services is not None:
+            services, self._services = self._services, None
+            await services.stop()
+        await self._sender.drain()
+        await self._connections.stop()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def started(self) -> bool:
+        return self._connections.open
+
+    async def migrate(self) -> None:
+        """Apply missing migrations (safe to run from many processes at once)."""
+        if self._connections.open:
+            async with self._connections.pool().connection() as conn:
+                await self._store.migrate(conn)
+                self._queues.load(await self._store.queue_list(conn))
+            return
+        dsn = self._resolve_dsn()
+        async with await psycopg.AsyncConnection.connect(
+            dsn, **connection_kwargs(dsn, "queues-migrate")
+        ) as conn:
+            await self._store.migrate(conn)
+
+    def _resolve_dsn(self) -> str:
+        dsn = resolve_dsn(self._dsn)
+        if dsn is None:
+            raise ConfigurationError(
+                "no database configured: pass Boss(dsn=...) or set QUEUES_DSN or DATABASE_URL"
+            )
+        return dsn
+
+    # -- queues ------------------------------------------------------------------------------
+
+    async def create_queue(self, spec: QueueSpec) -> None:
+        """Create a queue or update its policy."""
+        await self.create_queues([spec])
+
+    async def create_queues(self, specs: Iterable[QueueSpec]) -> None:
+        """Create or update several queues in one transaction."""
+        specs = list(specs)
+        for spec in specs:
+            if not isinstance(spec, QueueSpec):
+                raise TypeError(f"create_queue takes a QueueSpec, got {spec!r}")
+        async with self._connections.pool().connection() as conn, conn.transaction():
+            for spec in specs:
+                await self._store.queue_upsert(conn, spec.to_params())
+        for spec in specs:
+            self._queues.put(info_of(spec))
+
+    async def queue_info(self, queue: str) -> QueueInfo:
+        """The policy of ``queue`` that workers need (cached; ``UnknownQueueError`` if the
+        queue was never created)."""
+        self._connections.pool()
+        return await self._queues.info(queue)
+
+    async def _read_queues(self) -> list[QueueRow]:
+        return await self._connections.with_retry(self._store.queue_list)
+
+    def queue(self, name: str) -> QueueHandle:
+        """An untyped handle on one queue (``enqueue(data)`` returns the id and the data)."""
+        return QueueHandle(self, validate_queue_name(name))
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def send(
+        self,
+        queue: str,
+        data: Mapping[str, Any],
+        *,
+        conn: AsyncConn | None = None,
+        start_after: datetime | timedelta | None = None,
+        priority: int | None = None,
+        singleton_key: str | None = None,
+    ) -> JobId:
+        """Enqueue one job; with ``conn`` it joins that connection's transaction."""
+        return await self._sender.send(
+            queue,
+            data,
+            conn=conn,
+            start_after=start_after,
+            priority=priority,
+            singleton_key=singleton_key,
+        )
+
+    async def send_many(
+        self,
+        queue: str,
+        data: Iterable[Mapping[str, Any]],
+        *,
+        conn: AsyncConn | None = None,
+        start_after: datetime | timedelta | None = None,
+        priority: int | None = None,
+    ) -> list[JobId]:
+        """Enqueue many jobs in one statement (COPY for big batches); all or nothing."""
+        return await self._sender.send_many(
+            queue, data, conn=conn, start_after=start_after, priority=priority
+        )
+
+    # -- jobs by id --------------------------------------------------------------------------
+
+    async def fetch(self, queue: str, batch_size: int = 1) -> list[Job]:
+        """Claim up to ``batch_size`` due jobs; finish each with ``complete`` or ``fail``.
+
+        A fetched job is leased for the queue's ``expire_in`` (at least the Boss's lease);
+        nothing heartbeats it, so one not finished by then is rescued as a failed attempt.
+        """
+        return await self._jobs.fetch(queue, batch_size)
+
+    async def complete(
+        self, job_id: JobId, output: Any = None, *, conn: AsyncConn | None = None
+    ) -> bool:
+        """Mark an active job completed with ``output``; False if it was not active."""
+        return await self._jobs.complete(job_id, output, conn)
+
+    async def fail(
+        self, job_id: JobId, error: str | BaseException, *, conn: AsyncConn | None = None
+    ) -> bool:
+        """Fail an active job's attempt: retry (with backoff) or failed plus dead letter."""
+        return await self._jobs.fail(job_id, error, conn)
+
+    async def cancel(self, job_id: JobId, *, conn: AsyncConn | None = None) -> bool:
+        """Cancel a queued or active job; False if it had already finished."""
+        return await self._jobs.change("cancel", job_id, conn)
+
+    async def resume(self, job_id: JobId, *, conn: AsyncConn | None = None) -> bool:
+        """Queue a cancelled job again, due now; False if it was not cancelled."""
+        return await self._jobs.change("resume", job_id, conn)
+
+    async def retry(self, job_id: JobId, *, conn: AsyncConn | None = None) -> bool:
+        """Retry a failed job now; False if it was not failed."""
+        return await self._jobs.change("retry", job_id, conn)
+
+    async def get_job(self, job_id: JobId) -> Job | None:
+        """The job with this id, or None."""
+        return await self._jobs.get(job_id)
+
+    async def queue_stats(self, queue: str) -> QueueStats:
+        """Counts of one queue's jobs by state, dead-lettered count and oldest waiting age."""
+        [stats] = await self._jobs.stats(queue)
+        return stats
+
+    async def all_queue_stats(self) -> list[QueueStats]:
+        """``queue_stats`` of every queue, by name."""
+        return await self._jobs.stats(None)
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def worker(
+        self,
+        queue: str,
+        processor: Callable[[JobContext], Awaitable[object] | object],
+        *,
+        concurrency: int = 10,
+        label: str | None = None,
+        **options: Any,
+    ) -> Worker:
+        """A worker running ``processor`` inside ``process_job`` (start/finish/fail logging).
+
+        Async processors run on the event loop; sync ones in threads of the worker's own
+        (a daemon thread per running job). A sync processor cannot be interrupted: at expiry or
+        shutdown its job is failed or handed back and the thread's result is ignored.
+        """
+        from ..worker.executor import wrapped_worker
+
+        return wrapped_worker(
+            self, queue, processor, concurrency=concurrency, label=label, **options
+        )
+
+    async def attach_worker(self, worker: Worker) -> WorkerServices:
+        """Register a starting worker and return the services it runs on (the first worker
+        starts them). Called by ``Worker.start()``."""
+        self._connections.pool()
+        async with self._services_lock:
+            if self._services is None:
+                dsn = self._connections.dsn
+                assert dsn is not None
+                services = WorkerServices(
+                    self._store,
+                    dsn,
+                    connection_kwargs(dsn, "queues-worker"),
+                    self._worker_settings,
+                    on_queues=self._queues.load,
+                )
+                await services.start(self._connections.connect_timeout)
+                self._services = services
+        if worker not in self._workers:
+            self._workers.append(worker)
+        return self._services
+
+    def detach_worker(self, worker: Worker) -> None:
+        """A worker stopped. Called by ``Worker.stop()``."""
+        if worker in self._workers:
+            self._workers.remove(worker)
+
+    @property
+    def send_connection(self) -> DedicatedConnection | None:
+        """The send path's dedicated connection, or None before ``start()``. For diagnostics
+        and tests."""
+        return self._connections.send
+
+    @property
+    def worker_services(self) -> WorkerServices | None:
+        """The machinery this Boss's workers share (pool, result writer, listener,
+        maintenance), or None before the first worker starts. For diagnostics and tests."""
+        return self._services
+
+    async def run_maintenance(self, *, batch: int | None = None) -> MaintenanceResult | None:
+        """Run one maintenance round now (rescue, retention in batches of ``batch`` jobs,
+        default ``retention_batch``); None when another process holds the maintenance lock.
+        Workers do this on their own every ``maintenance_interval``."""
+        from ..worker.maintenance import Maintenance
+
+        maintenance = Maintenance(
+            self._store,
+            self._connections.pool(),
+            interval=self._worker_settings.maintenance_interval,
+            batch=self._worker_settings.retention_batch
+            if batch is None
+            else positive_int("batch", batch),
+            on_queues=self._queues.load,
+        )
+        return await maintenance.run_once()

@@ -1,0 +1,197 @@
+"""``SyncBoss``: the synchronous send path for sync callers (Django, scripts).
+
+It runs the same statements as ``Boss`` through ``SyncStore`` and validates with the same
+pure request code, so the two cannot drift. Pass ``conn=`` (for example Django's
+``connection.connection`` inside ``transaction.atomic()``) to enqueue inside your own
+transaction; otherwise a small pool is opened on first use. Thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from psycopg_pool import ConnectionPool
+
+from ..config import resolve_dsn
+from ..db import SyncConn, SyncStore
+from ..db.connect import connection_kwargs
+from ..db.identifiers import validate_queue_name
+from ..errors import ConfigurationError, UnknownQueueError
+from ..jobs import Job, JobId
+from ..options import positive_int
+from ..policy import QueueSpec
+from .queue_cache import QueueCache, info_of
+from .requests import Batch, Row, make_row, split_for_copy
+from .sender import singleton_conflict
+
+__all__ = ["SyncBoss"]
+
+T = TypeVar("T")
+
+_SINGLETON_TRIES = 5
+
+
+class SyncBoss:
+    """Sends jobs and reads them back without an event loop."""
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        schema: str = "queues",
+        max_payload_bytes: int = 1_000_000,
+        source: str | None = None,
+        max_pool_size: int = 4,
+        copy_threshold: int = 2000,
+        prepare: bool = True,
+    ) -> None:
+        self._store = SyncStore(schema, prepare=bool(prepare))
+        self.schema = schema
+        self.source = source
+        self._dsn = dsn
+        self._max_payload = positive_int("max_payload_bytes", max_payload_bytes)
+        self._max_pool_size = positive_int("max_pool_size", max_pool_size)
+        self._copy_threshold = positive_int("copy_threshold", copy_threshold)
+        self._pool: ConnectionPool[SyncConn] | None = None
+        self._lock = threading.Lock()
+        self._queues = QueueCache(schema)
+
+    def _get_pool(self) -> ConnectionPool[SyncConn]:
+        with self._lock:
+            if self._pool is None:
+                dsn = resolve_dsn(self._dsn)
+                if dsn is None:
+                    raise ConfigurationError(
+                        "no database configured: pass SyncBoss(dsn=...) or set QUEUES_DSN or "
+                        "DATABASE_URL (or pass conn= to each call)"
+                    )
+                self._pool = ConnectionPool(
+                    dsn,
+                    min_size=1,
+                    max_size=self._max_pool_size,
+                    kwargs=connection_kwargs(dsn, "queues-sync"),
+                    open=True,
+                    name=f"queues-sync-{self.schema}",
+                )
+            return self._pool
+
+    def _run(self, conn: SyncConn | None, action: Callable[[SyncConn], T]) -> T:
+        if conn is not None:
+            return action(conn)
+        with self._get_pool().connection() as pooled:
+            return action(pooled)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def migrate(self, *, conn: SyncConn | None = None) -> None:
+        """Apply missing migrations (safe to run from many processes at once)."""
+        self._run(conn, self._store.migrate)
+
+    def create_queue(self, spec: QueueSpec, *, conn: SyncConn | None = None) -> None:
+        """Create a queue or update its policy."""
+        if not isinstance(spec, QueueSpec):
+            raise TypeError(f"create_queue takes a QueueSpec, got {spec!r}")
+        self._run(conn, lambda c: self._store.queue_upsert(c, spec.to_params()))
+        self._queues.put(info_of(spec))
+
+    def _check_queue(self, queue: str, conn: SyncConn | None) -> None:
+        if self._queues.get(queue) is not None:
+            return
+        self._queues.load(self._run(conn, self._store.queue_list))
+        if self._queues.get(queue) is None:
+            raise UnknownQueueError(queue, self.schema)
+
+    def send(
+        self,
+        queue: str,
+        data: Mapping[str, Any],
+        *,
+        conn: SyncConn | None = None,
+        start_after: datetime | timedelta | None = None,
+        priority: int | None = None,
+        singleton_key: str | None = None,
+    ) -> JobId:
+        """Enqueue one job; with ``conn`` it joins that connection's transaction."""
+        known = self._queues.get(queue) is not None
+        if not known:
+            validate_queue_name(queue)
+        row = make_row(queue, data, self._max_payload, start_after, priority, singleton_key)
+        if not known:  # checked after the arguments: bad input fails before any SQL
+            self._check_queue(queue, conn)
+        return self._run(conn, lambda c: self._insert_one(c, row))
+
+    def _insert_one(self, conn: SyncConn, row: Row) -> JobId:
+        store = self._store
+        stmt = row.insert(store.sql)
+        for _ in range(_SINGLETON_TRIES):
+            found = store.job_insert(conn, stmt)
+            if found is not None:
+                return found
+            if row.singleton_key is None:
+                return row.id
+            found = store.job_find_singleton(conn, row.queue, row.singleton_key)
+            if found is not None:
+                return found
+        raise singleton_conflict(row)
+
+    def send_many(
+        self,
+        queue: str,
+        data: Iterable[Mapping[str, Any]],
+        *,
+        conn: SyncConn | None = None,
+        start_after: datetime | timedelta | None = None,
+        priority: int | None = None,
+    ) -> list[JobId]:
+        """Enqueue many jobs in one statement (COPY for big batches); all or nothing."""
+        known = self._queues.get(queue) is not None
+        if not known:
+            validate_queue_name(queue)
+        items, streamed = split_for_copy(data, self._copy_threshold, conn is not None)
+        batch = Batch.of(queue, items, self._max_payload, start_after, priority)
+        if not known:
+            self._check_queue(queue, conn)
+        if streamed is not None:
+            with self._get_pool().connection() as pooled, pooled.transaction():
+                self._copy(pooled, batch, streamed)
+            return batch.ids
+        if not batch.ids:
+            return []
+        if conn is not None and len(batch.ids) >= self._copy_threshold:
+            self._copy(conn, batch, iter(()))
+        else:
+            stmt = batch.insert(self._store.sql)
+            self._run(conn, lambda c: self._store.job_insert_batch(c, stmt))
+        return batch.ids
+
+    def _copy(self, conn: SyncConn, batch: Batch, rest: Iterator[object]) -> None:
+        self._store.job_copy(
+            conn,
+            batch.queue,
+            batch.start_after,
+            batch.delay,
+            lambda at: batch.stream_chunks(rest, self._max_payload, at),
+        )
+
+    def get_job(self, job_id: JobId, *, conn: SyncConn | None = None) -> Job | None:
+        """The job with this id, or None."""
+        return self._run(conn, lambda c: self._store.job_get(c, job_id))

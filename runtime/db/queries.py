@@ -1,0 +1,92 @@
+"""The SQL text of the runtime: named queries and migrations from ``db/sql``, loaded once.
+
+Three tokens are substituted, all derived from a validated schema name: ``{schema}`` (the
+quoted identifier), ``{channel}`` (the notification channel as a string literal) and
+``{channel_ident}`` (the channel as an identifier, for LISTEN). Nothing a user passes is ever
+interpolated; values are bound parameters. Only the store (``store.py``) executes them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Final
+
+from .identifiers import channel_name, quote_ident, validate_schema_name
+
+__all__ = ["MIGRATIONS", "Migration", "Queries", "queries_for"]
+
+_SQL_DIR: Final = Path(__file__).parent / "sql"
+_NAME_LINE: Final = re.compile(r"^-- name: ([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+_MIGRATION_FILE: Final = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    text: str
+
+
+def _load_queries() -> dict[str, str]:
+    text = (_SQL_DIR / "queries.sql").read_text(encoding="utf-8")
+    parts = _NAME_LINE.split(text)
+    queries: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        if name in queries:
+            raise RuntimeError(f"queries.sql: query {name!r} is defined twice")
+        queries[name] = body.strip()
+    return queries
+
+
+def _load_migrations() -> tuple[Migration, ...]:
+    found: list[Migration] = []
+    for path in sorted((_SQL_DIR / "migrations").glob("*.sql")):
+        match = _MIGRATION_FILE.fullmatch(path.name)
+        if match is None:
+            raise RuntimeError(f"bad migration file name {path.name!r} (want NNNN_name.sql)")
+        found.append(Migration(int(match[1]), match[2], path.read_text(encoding="utf-8")))
+    for expected, migration in enumerate(found, start=1):
+        if migration.version != expected:
+            raise RuntimeError(f"migrations must be numbered 1, 2, ...: found {migration.version}")
+    return tuple(found)
+
+
+_QUERIES: Final = _load_queries()
+#: Every migration this code knows, in order; the last one's version is the code's version.
+MIGRATIONS: Final = _load_migrations()
+
+
+def _render(text: str, schema: str) -> str:
+    channel = channel_name(schema)
+    return (
+        text.replace("{schema}", quote_ident(schema))
+        .replace("{channel_ident}", quote_ident(channel))
+        .replace("{channel}", "'" + channel + "'")
+    )
+
+
+class Queries:
+    """The named queries and migrations of one schema, rendered as bytes for psycopg."""
+
+    __slots__ = ("_rendered", "channel", "quoted_schema", "schema")
+
+    def __init__(self, schema: str) -> None:
+        self.schema = validate_schema_name(schema)
+        self.quoted_schema = quote_ident(schema)
+        self.channel = channel_name(schema)
+        self._rendered = {name: _render(text, schema).encode() for name, text in _QUERIES.items()}
+
+    def __getitem__(self, name: str) -> bytes:
+        return self._rendered[name]
+
+    def migration(self, migration: Migration) -> bytes:
+        return _render(migration.text, self.schema).encode()
+
+
+@lru_cache(maxsize=64)
+def queries_for(schema: str) -> Queries:
+    """The rendered queries of ``schema`` (validated; cached per schema)."""
+    return Queries(schema)

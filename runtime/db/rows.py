@@ -1,0 +1,51 @@
+"""Typed rows: what the store's statements return, named instead of indexed."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from ..jobs import JobId
+
+__all__ = ["ClaimedJob", "FailedJob", "FetchedJob", "QueueRow"]
+
+
+class ClaimedJob(NamedTuple):
+    """A job a worker claimed: enough to run it and to fence its writes."""
+
+    id: JobId
+    fence: int
+    retry_count: int
+    data: dict[str, Any]
+
+
+class FetchedJob(NamedTuple):
+    """A job claimed by ``Boss.fetch``: the claimed columns a ``Job`` shows."""
+
+    id: JobId
+    fence: int
+    retry_count: int
+    data: dict[str, Any]
+    priority: int
+    start_after: datetime
+    created_on: datetime
+    started_on: datetime
+    singleton_key: str | None
+    lease_until: datetime
+
+
+class FailedJob(NamedTuple):
+    """One failed attempt as written: the job's new state and its dead-letter copy, if any."""
+
+    id: JobId
+    new_state: str
+    dead_letter_id: JobId | None
+
+
+class QueueRow(NamedTuple):
+    """The policy fields of a queue that the hot paths need."""
+
+    name: str
+    retry_limit: int
+    expire_in: timedelta
+    dead_letter: str | None

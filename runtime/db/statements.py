@@ -1,0 +1,211 @@
+"""Every statement of the runtime as data: its SQL, its parameters and whether to prepare it.
+
+Pure (no I/O): ``Store`` and ``SyncStore`` run what these methods build, so the async and the
+sync clients cannot drift in their SQL or parameters. Names are noun first (``job_claim``,
+``queue_upsert``), after the table they act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..jobs import JobId
+from .queries import Migration, queries_for
+
+__all__ = ["Statement", "Statements"]
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    sql: bytes
+    params: Mapping[str, Any] | None = None
+    prepare: bool | None = None
+
+
+class Statements:
+    """The statements of one schema. ``prepare=False`` (for a pooler in transaction mode)
+    turns server-side prepared statements off everywhere."""
+
+    __slots__ = ("_prepare", "channel", "q", "schema")
+
+    def __init__(self, schema: str, *, prepare: bool = True) -> None:
+        self.q = queries_for(schema)  # validates the schema name
+        self.schema = schema
+        self.channel = self.q.channel
+        self._prepare = prepare
+
+    def _hot(self, name: str, params: Mapping[str, Any] | None = None) -> Statement:
+        """A statement run often with the same shape: prepared unless turned off."""
+        return Statement(self.q[name], params, self._prepare)
+
+    def _custom(self, name: str, params: Mapping[str, Any] | None = None) -> Statement:
+        """Never prepared. For the batched writes by id: a generic plan estimates 10 ids and
+        may rescan the id list for every job row (quadratic in the batch); a custom plan sees
+        the real size. Also for statements run rarely."""
+        return Statement(self.q[name], params, False)
+
+    # -- migrations --------------------------------------------------------------------------
+
+    def migration_lock(self) -> Statement:
+        return self._custom("lock_migration", {"key": f"queues.migrate:{self.schema}"})
+
+    def migration_bootstrap(self) -> Statement:
+        return self._custom("bootstrap")
+
+    def migration_apply(self, migration: Migration) -> Statement:
+        return Statement(self.q.migration(migration), None, False)
+
+    def migration_record(self, migration: Migration) -> Statement:
+        return self._custom(
+            "record_version", {"version": migration.version, "name": migration.name}
+        )
+
+    def schema_has_version_table(self) -> Statement:
+        return self._custom("has_version_table", {"table": f"{self.q.quoted_schema}.version"})
+
+    def schema_version(self) -> Statement:
+        return self._custom("schema_version")
+
+    # -- queues ------------------------------------------------------------------------------
+
+    def queue_upsert(self, params: Mapping[str, Any]) -> Statement:
+        return self._custom("create_queue", params)
+
+    def queue_list(self) -> Statement:
+        return self._custom("list_queues")
+
+    def queue_stats(self, queue: str | None) -> Statement:
+        return self._custom("queue_stats", {"queue": queue})
+
+    # -- sends -------------------------------------------------------------------------------
+
+    def job_insert(
+        self,
+        job_id: JobId,
+        queue: str,
+        data: str,
+        priority: int,
+        start_after: datetime | None,
+        delay: timedelta | None,
+        singleton_key: str | None,
+    ) -> Statement:
+        return self._hot(
+            "send_one",
+            {
+                "id": job_id,
+                "queue": queue,
+                "data": data,
+                "priority": priority,
+                "start_after": start_after,
+                "delay": delay,
+                "singleton_key": singleton_key,
+            },
+        )
+
+    def job_find_singleton(self, queue: str, singleton_key: str) -> Statement:
+        return self._hot("find_singleton", {"queue": queue, "singleton_key": singleton_key})
+
+    def job_insert_rows(self, columns: Mapping[str, Sequence[Any]]) -> Statement:
+        """Jobs of any queues, one array per column (ids, queues, data, priorities,
+        start_afters, delays)."""
+        return self._hot("send_rows", columns)
+
+    def job_insert_batch(
+        self,
+        queue: str,
+        ids: Sequence[JobId],
+        texts: Sequence[str],
+        priority: int,
+        start_after: datetime | None,
+        delay: timedelta | None,
+    ) -> Statement:
+        return self._hot(
+            "send_batch",
+            {
+                "queue": queue,
+                "priority": priority,
+                "start_after": start_after,
+                "delay": delay,
+                "ids": ids,
+                "data": texts,
+            },
+        )
+
+    def job_copy(self, timed: bool) -> Statement:
+        """COPY of job rows (id, data, queue, priority[, start_after]) in text format."""
+        return Statement(self.q["copy_jobs_at" if timed else "copy_jobs"])
+
+    def db_time_after(self, delay: timedelta) -> Statement:
+        return self._custom("db_time", {"delay": delay})
+
+    def queue_notify(self, queue: str) -> Statement:
+        return self._custom("notify", {"queue": queue})
+
+    # -- claims and results ------------------------------------------------------------------
+
+    def job_claim(self, queue: str, limit: int, lease: timedelta) -> Statement:
+        return self._hot("claim_work", {"queue": queue, "limit": limit, "lease": lease})
+
+    def job_fetch(self, queue: str, limit: int, lease: timedelta) -> Statement:
+        return self._hot("claim", {"queue": queue, "limit": limit, "lease": lease})
+
+    def job_complete_many(
+        self, ids: Sequence[JobId], fences: Sequence[int], outputs: Sequence[str | None]
+    ) -> Statement:
+        return self._custom("complete_many", {"ids": ids, "fences": fences, "outputs": outputs})
+
+    def job_complete_one(self, job_id: JobId, output: str | None) -> Statement:
+        return self._hot("complete_one", {"id": job_id, "output": output})
+
+    def job_fail_many(
+        self,
+        ids: Sequence[JobId],
+        fences: Sequence[int | None],
+        errors: Sequence[str],
+        permanent: Sequence[bool],
+    ) -> Statement:
+        return self._hot(
+            "fail_many", {"ids": ids, "fences": fences, "errors": errors, "permanent": permanent}
+        )
+
+    def job_heartbeat_many(
+        self, ids: Sequence[JobId], fences: Sequence[int], lease: timedelta
+    ) -> Statement:
+        return self._custom("heartbeat_many", {"ids": ids, "fences": fences, "lease": lease})
+
+    def job_hand_back(self, ids: Sequence[JobId], fences: Sequence[int]) -> Statement:
+        return self._custom("hand_back", {"ids": ids, "fences": fences})
+
+    def job_by_id(self, name: str, job_id: JobId) -> Statement:
+        """``cancel``, ``resume``, ``retry`` or ``get_job`` of one job."""
+        return self._hot(name, {"id": job_id})
+
+    # -- maintenance and notifications -------------------------------------------------------
+
+    def maintenance_lock(self) -> Statement:
+        return self._custom("lock_maintenance", {"key": f"queues.maintenance:{self.schema}"})
+
+    def job_rescue(
+        self, lease_error: str, expire_error: str, grace: timedelta, limit: int
+    ) -> Statement:
+        return self._custom(
+            "rescue",
+            {
+                "lease_error": lease_error,
+                "expire_error": expire_error,
+                "grace": grace,
+                "limit": limit,
+            },
+        )
+
+    def job_delete_finished(self, queue: str, limit: int) -> Statement:
+        return self._custom("delete_finished", {"queue": queue, "limit": limit})
+
+    def channel_listen(self) -> Statement:
+        return self._custom("listen")
+
+    def ping(self) -> Statement:
+        return self._custom("ping")

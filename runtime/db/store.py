@@ -1,0 +1,205 @@
+"""``Store``: the one place where the runtime's SQL runs (async connections).
+
+Every method takes the connection (or cursor) to run on, because the caller owns the
+connection policy: a pooled connection, a dedicated one, or the user's own transaction. The
+statements, their parameters and their prepare policy come from ``Statements``; rows come back
+typed (``rows.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from ..jobs import Job, JobId, QueueStats
+from .migrations import CODE_VERSION, check_version
+from .queries import MIGRATIONS
+from .rows import ClaimedJob, FailedJob, FetchedJob, QueueRow
+from .statements import Statement, Statements
+
+__all__ = ["AsyncConn", "AsyncCursor", "Store"]
+
+AsyncConn = psycopg.AsyncConnection[Any]
+AsyncCursor = psycopg.AsyncCursor[Any]
+Runner = AsyncConn | AsyncCursor
+
+
+class Store:
+    __slots__ = ("channel", "schema", "sql")
+
+    def __init__(self, schema: str, *, prepare: bool = True) -> None:
+        self.sql = Statements(schema, prepare=prepare)
+        self.schema = schema
+        self.channel = self.sql.channel
+
+    @staticmethod
+    async def _rows(on: Runner, stmt: Statement) -> list[tuple[Any, ...]]:
+        cur = await on.execute(stmt.sql, stmt.params, prepare=stmt.prepare)
+        return await cur.fetchall() if cur.description is not None else []
+
+    @staticmethod
+    async def _run(on: Runner, stmt: Statement) -> int:
+        cur = await on.execute(stmt.sql, stmt.params, prepare=stmt.prepare)
+        return cur.rowcount
+
+    # -- migrations --------------------------------------------------------------------------
+
+    async def migrate(self, conn: AsyncConn) -> int:
+        """Bring the schema up to date in one transaction, under an advisory lock (so many
+        processes may start at once); return how many migrations were applied."""
+        sql = self.sql
+        async with conn.transaction():
+            await self._run(conn, sql.migration_lock())
+            await self._run(conn, sql.migration_bootstrap())
+            [(current,)] = await self._rows(conn, sql.schema_version())
+            check_version(self.schema, int(current))
+            for migration in MIGRATIONS[current:]:
+                await self._run(conn, sql.migration_apply(migration))
+                await self._run(conn, sql.migration_record(migration))
+            return CODE_VERSION - int(current)
+
+    async def schema_version(self, conn: AsyncConn) -> int:
+        """The schema's version without migrating (0 when never migrated); raises
+        ``SchemaVersionError`` when the database is newer than this code."""
+        [(exists,)] = await self._rows(conn, self.sql.schema_has_version_table())
+        if not exists:
+            return 0
+        [(current,)] = await self._rows(conn, self.sql.schema_version())
+        check_version(self.schema, int(current))
+        return int(current)
+
+    # -- queues ------------------------------------------------------------------------------
+
+    async def queue_upsert(self, conn: AsyncConn, params: dict[str, Any]) -> None:
+        await self._run(conn, self.sql.queue_upsert(params))
+
+    async def queue_list(self, conn: AsyncConn) -> list[QueueRow]:
+        return [QueueRow._make(row) for row in await self._rows(conn, self.sql.queue_list())]
+
+    async def queue_stats(self, conn: AsyncConn, queue: str | None) -> list[QueueStats]:
+        return [QueueStats(*row) for row in await self._rows(conn, self.sql.queue_stats(queue))]
+
+    # -- sends -------------------------------------------------------------------------------
+
+    async def job_insert(self, on: Runner, stmt: Statement) -> JobId | None:
+        """Run a ``Statements.job_insert``: the new id, or None when nothing was inserted
+        (the id exists already, or a live job holds the singleton key)."""
+        found = await self._rows(on, stmt)
+        return JobId(found[0][0]) if found else None
+
+    async def job_find_singleton(self, on: Runner, queue: str, key: str) -> JobId | None:
+        found = await self._rows(on, self.sql.job_find_singleton(queue, key))
+        return JobId(found[0][0]) if found else None
+
+    async def job_insert_rows(self, on: Runner, columns: dict[str, Sequence[Any]]) -> None:
+        await self._run(on, self.sql.job_insert_rows(columns))
+
+    async def job_insert_batch(self, on: Runner, stmt: Statement) -> None:
+        await self._run(on, stmt)
+
+    async def job_copy(
+        self,
+        conn: AsyncConn,
+        queue: str,
+        start_after: datetime | None,
+        delay: timedelta | None,
+        make_chunks: Callable[[datetime | None], Iterable[str]],
+    ) -> None:
+        """COPY jobs of one queue; ``make_chunks(start_after)`` yields the COPY text once the
+        start time is known (a delay is counted on the database clock). The queue's workers
+        are notified after."""
+        at = start_after
+        if delay is not None:
+            [(at,)] = await self._rows(conn, self.sql.db_time_after(delay))
+        async with conn.cursor() as cur, cur.copy(self.sql.job_copy(at is not None).sql) as copy:
+            for chunk in make_chunks(at):
+                await copy.write(chunk)
+        await self._run(conn, self.sql.queue_notify(queue))
+
+    # -- claims and results ------------------------------------------------------------------
+
+    async def job_claim(
+        self, on: Runner, queue: str, limit: int, lease: timedelta
+    ) -> list[ClaimedJob]:
+        rows = await self._rows(on, self.sql.job_claim(queue, limit, lease))
+        return list(map(ClaimedJob._make, rows))
+
+    async def job_fetch(
+        self, on: Runner, queue: str, limit: int, lease: timedelta
+    ) -> list[FetchedJob]:
+        rows = await self._rows(on, self.sql.job_fetch(queue, limit, lease))
+        return list(map(FetchedJob._make, rows))
+
+    async def job_complete_many(
+        self,
+        on: Runner,
+        ids: Sequence[JobId],
+        fences: Sequence[int],
+        outputs: Sequence[str | None],
+    ) -> set[JobId]:
+        """Complete the jobs whose claim is still current; returns those written."""
+        rows = await self._rows(on, self.sql.job_complete_many(ids, fences, outputs))
+        return {row[0] for row in rows}
+
+    async def job_complete_one(self, on: Runner, job_id: JobId, output: str | None) -> bool:
+        return bool(await self._rows(on, self.sql.job_complete_one(job_id, output)))
+
+    async def job_fail_many(
+        self,
+        on: Runner,
+        ids: Sequence[JobId],
+        fences: Sequence[int | None],
+        errors: Sequence[str],
+        permanent: Sequence[bool],
+    ) -> list[FailedJob]:
+        rows = await self._rows(on, self.sql.job_fail_many(ids, fences, errors, permanent))
+        return list(map(FailedJob._make, rows))
+
+    async def job_heartbeat_many(
+        self, on: Runner, ids: Sequence[JobId], fences: Sequence[int], lease: timedelta
+    ) -> set[JobId]:
+        """Extend the leases still held; returns the jobs whose lease was extended."""
+        rows = await self._rows(on, self.sql.job_heartbeat_many(ids, fences, lease))
+        return {row[0] for row in rows}
+
+    async def job_hand_back(self, on: Runner, ids: Sequence[JobId], fences: Sequence[int]) -> int:
+        """Put active jobs back, due now, without using an attempt; returns how many."""
+        rows = await self._rows(on, self.sql.job_hand_back(ids, fences))
+        return int(rows[0][0]) if rows else 0
+
+    async def job_change(self, on: Runner, name: str, job_id: JobId) -> bool:
+        """``cancel``, ``resume`` or ``retry`` one job; False when its state did not allow it."""
+        return bool(await self._rows(on, self.sql.job_by_id(name, job_id)))
+
+    async def job_get(self, conn: AsyncConn, job_id: JobId) -> Job | None:
+        stmt = self.sql.job_by_id("get_job", job_id)
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(stmt.sql, stmt.params, prepare=stmt.prepare)
+            row = await cur.fetchone()
+        return None if row is None else Job.from_row(row)
+
+    # -- maintenance and notifications -------------------------------------------------------
+
+    async def maintenance_lock(self, conn: AsyncConn) -> bool:
+        """Take the maintenance lock for the current transaction; False if another has it."""
+        rows = await self._rows(conn, self.sql.maintenance_lock())
+        return bool(rows and rows[0][2])
+
+    async def job_rescue(
+        self, conn: AsyncConn, lease_error: str, expire_error: str, grace: timedelta, limit: int
+    ) -> int:
+        rows = await self._rows(conn, self.sql.job_rescue(lease_error, expire_error, grace, limit))
+        return len(rows)
+
+    async def job_delete_finished(self, conn: AsyncConn, queue: str, limit: int) -> int:
+        return max(await self._run(conn, self.sql.job_delete_finished(queue, limit)), 0)
+
+    async def channel_listen(self, conn: AsyncConn) -> None:
+        await self._run(conn, self.sql.channel_listen())
+
+    async def ping(self, conn: AsyncConn) -> None:
+        await self._run(conn, self.sql.ping())

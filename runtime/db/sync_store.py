@@ -1,0 +1,90 @@
+"""``SyncStore``: the statements the synchronous client needs, on sync connections.
+
+The same ``Statements`` as ``Store``: only the way they run differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from ..jobs import Job, JobId
+from .migrations import CODE_VERSION, check_version
+from .queries import MIGRATIONS
+from .rows import QueueRow
+from .statements import Statement, Statements
+
+__all__ = ["SyncConn", "SyncStore"]
+
+SyncConn = psycopg.Connection[Any]
+
+
+class SyncStore:
+    __slots__ = ("channel", "schema", "sql")
+
+    def __init__(self, schema: str, *, prepare: bool = True) -> None:
+        self.sql = Statements(schema, prepare=prepare)
+        self.schema = schema
+        self.channel = self.sql.channel
+
+    @staticmethod
+    def _rows(conn: SyncConn, stmt: Statement) -> list[tuple[Any, ...]]:
+        cur = conn.execute(stmt.sql, stmt.params, prepare=stmt.prepare)
+        return cur.fetchall() if cur.description is not None else []
+
+    def migrate(self, conn: SyncConn) -> int:
+        """``Store.migrate`` on a sync connection."""
+        sql = self.sql
+        with conn.transaction():
+            self._rows(conn, sql.migration_lock())
+            self._rows(conn, sql.migration_bootstrap())
+            [(current,)] = self._rows(conn, sql.schema_version())
+            check_version(self.schema, int(current))
+            for migration in MIGRATIONS[current:]:
+                self._rows(conn, sql.migration_apply(migration))
+                self._rows(conn, sql.migration_record(migration))
+            return CODE_VERSION - int(current)
+
+    def queue_upsert(self, conn: SyncConn, params: dict[str, Any]) -> None:
+        self._rows(conn, self.sql.queue_upsert(params))
+
+    def queue_list(self, conn: SyncConn) -> list[QueueRow]:
+        return [QueueRow._make(row) for row in self._rows(conn, self.sql.queue_list())]
+
+    def job_insert(self, conn: SyncConn, stmt: Statement) -> JobId | None:
+        found = self._rows(conn, stmt)
+        return JobId(found[0][0]) if found else None
+
+    def job_find_singleton(self, conn: SyncConn, queue: str, key: str) -> JobId | None:
+        found = self._rows(conn, self.sql.job_find_singleton(queue, key))
+        return JobId(found[0][0]) if found else None
+
+    def job_insert_batch(self, conn: SyncConn, stmt: Statement) -> None:
+        self._rows(conn, stmt)
+
+    def job_copy(
+        self,
+        conn: SyncConn,
+        queue: str,
+        start_after: datetime | None,
+        delay: timedelta | None,
+        make_chunks: Callable[[datetime | None], Iterable[str]],
+    ) -> None:
+        """``Store.job_copy`` on a sync connection."""
+        at = start_after
+        if delay is not None:
+            [(at,)] = self._rows(conn, self.sql.db_time_after(delay))
+        with conn.cursor() as cur, cur.copy(self.sql.job_copy(at is not None).sql) as copy:
+            for chunk in make_chunks(at):
+                copy.write(chunk)
+        self._rows(conn, self.sql.queue_notify(queue))
+
+    def job_get(self, conn: SyncConn, job_id: JobId) -> Job | None:
+        stmt = self.sql.job_by_id("get_job", job_id)
+        with conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(stmt.sql, stmt.params, prepare=stmt.prepare).fetchone()
+        return None if row is None else Job.from_row(row)

@@ -1,0 +1,132 @@
+"""Maintenance inside worker processes: rescue, expiry and retention, one process at a time.
+
+Every ``maintenance_interval`` each process with workers tries ``pg_try_advisory_xact_lock``;
+the one that gets it (a killed holder's lock dies with its connection) does the work:
+
+* rescue: active jobs whose lease ran out (worker killed or partitioned) and jobs running longer
+  than their queue's ``expire_in`` count as a failed attempt (retry with backoff, or failed and
+  dead-lettered). It is one statement that locks with SKIP LOCKED and rechecks the state, so a
+  completion racing it wins or waits, and is never undone.
+* retention: finished jobs older than their queue's ``retention`` are deleted in bounded batches
+  (each its own short transaction under a statement timeout) until done or out of time.
+
+Every condition is evaluated on the database clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from ..db import QueueRow, Store
+from ..db.encoding import error_document
+
+__all__ = ["Maintenance", "MaintenanceResult"]
+
+log = logging.getLogger("queues.maintenance")
+
+AsyncPool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
+
+_LEASE_ERROR = error_document(
+    "the worker stopped heartbeating (killed, stuck or cut off): its lease expired",
+    kind="LeaseExpired",
+)
+_EXPIRE_ERROR = error_document(
+    "the attempt ran longer than the queue's expire_in", kind="JobExpired"
+)
+#: Grace past expire_in before the database expires a job (the worker's own timeout goes first).
+_EXPIRE_GRACE = timedelta(seconds=1)
+
+
+@dataclass(slots=True)
+class MaintenanceResult:
+    rescued: int = 0
+    deleted: int = 0
+
+
+class Maintenance:
+    def __init__(
+        self,
+        store: Store,
+        pool: AsyncPool,
+        *,
+        interval: float,
+        batch: int = 1000,
+        budget: float = 10.0,
+        on_queues: Callable[[Iterable[QueueRow]], None],
+    ) -> None:
+        self._store = store
+        self._pool = pool
+        self._interval = interval
+        self._batch = batch
+        self._budget = budget
+        self._on_queues = on_queues
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="queues-maintenance")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                result = await self.run_once()
+                if result is not None and (result.rescued or result.deleted):
+                    log.info(
+                        "maintenance: rescued %d jobs, deleted %d finished jobs",
+                        result.rescued,
+                        result.deleted,
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "maintenance failed (%s: %s); next try in %.1fs",
+                    type(exc).__name__,
+                    exc,
+                    self._interval,
+                )
+            await asyncio.sleep(self._interval)
+
+    async def run_once(self) -> MaintenanceResult | None:
+        """One round; None when another process holds the maintenance lock."""
+        result = MaintenanceResult()
+        deadline = time.monotonic() + self._budget
+        async with self._pool.connection() as conn:
+            while True:
+                async with conn.transaction():
+                    if not await self._store.maintenance_lock(conn):
+                        return None
+                    rescued = await self._store.job_rescue(
+                        conn, _LEASE_ERROR, _EXPIRE_ERROR, _EXPIRE_GRACE, self._batch
+                    )
+                result.rescued += rescued
+                if rescued < self._batch or time.monotonic() > deadline:
+                    break
+            queues = await self._store.queue_list(conn)
+            self._on_queues(queues)  # keeps this process's queue cache fresh too
+            for queue in queues:
+                while time.monotonic() < deadline:
+                    async with conn.transaction():
+                        if not await self._store.maintenance_lock(conn):
+                            return result
+                        deleted = await self._store.job_delete_finished(
+                            conn, queue.name, self._batch
+                        )
+                    result.deleted += deleted
+                    if deleted < self._batch:
+                        break
+        return result

@@ -1,0 +1,154 @@
+"""What the workers of one Boss share: their connection pool, the result writer, the claim
+connection, the notification listener and maintenance. Started by the first
+``Worker.start()`` (through ``Boss.attach_worker``) and stopped by ``Boss.stop()``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from ..db import AsyncConn, ClaimedJob, QueueRow, Store
+from ..db.dedicated import DedicatedConnection
+from ..jobs import JobId
+from .listener import Listener
+from .maintenance import Maintenance
+from .result_writer import ResultWriter
+from .wakeup import Signal
+
+__all__ = ["WorkerServices", "WorkerSettings"]
+
+log = logging.getLogger("queues.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """The Boss options its workers' services run with."""
+
+    lease: timedelta
+    heartbeat_interval: float
+    listen: bool
+    maintenance: bool
+    maintenance_interval: float
+    retention_batch: int
+    pool_size: int
+
+
+class WorkerServices:
+    def __init__(
+        self,
+        store: Store,
+        conninfo: str,
+        connect_kwargs: dict[str, Any],
+        settings: WorkerSettings,
+        *,
+        on_queues: Callable[[Iterable[QueueRow]], None],
+    ) -> None:
+        self._store = store
+        self._lease = settings.lease
+        self.pool: AsyncConnectionPool[AsyncConn] = AsyncConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=settings.pool_size,
+            kwargs=connect_kwargs,
+            open=False,
+            name=f"queues-worker-{store.schema}",
+            timeout=10.0,
+        )
+        self._claims = DedicatedConnection(conninfo, connect_kwargs)
+        self.writer = ResultWriter(
+            self.pool, store, lease=settings.lease, heartbeat_interval=settings.heartbeat_interval
+        )
+        self._wakers: dict[str, set[Signal]] = {}
+        self.listener: Listener | None = None
+        if settings.listen:
+            listen_kwargs = dict(connect_kwargs)
+            if "application_name" in listen_kwargs:
+                listen_kwargs["application_name"] = "queues-listener"
+            self.listener = Listener(
+                store, conninfo, listen_kwargs, self._on_notify, self._wake_all
+            )
+        self.maintenance: Maintenance | None = None
+        if settings.maintenance:
+            self.maintenance = Maintenance(
+                store,
+                self.pool,
+                interval=settings.maintenance_interval,
+                batch=settings.retention_batch,
+                on_queues=on_queues,
+            )
+
+    async def start(self, timeout: float) -> None:  # noqa: ASYNC109
+        await self.pool.open(wait=True, timeout=timeout)
+        self.writer.start()
+        if self.listener is not None:
+            self.listener.start()
+        if self.maintenance is not None:
+            self.maintenance.start()
+
+    async def stop(self) -> None:
+        if self.maintenance is not None:
+            await self.maintenance.stop()
+        if self.listener is not None:
+            await self.listener.stop()
+        await self.writer.stop()
+        await self._claims.close()
+        await self.pool.close()
+
+    # -- wake-ups ----------------------------------------------------------------------------
+
+    def subscribe(self, queue: str, waker: Signal) -> None:
+        self._wakers.setdefault(queue, set()).add(waker)
+
+    def unsubscribe(self, queue: str, waker: Signal) -> None:
+        wakers = self._wakers.get(queue)
+        if wakers is not None:
+            wakers.discard(waker)
+            if not wakers:
+                del self._wakers[queue]
+
+    def _on_notify(self, queue: str) -> None:
+        for waker in self._wakers.get(queue, ()):
+            waker.set()
+
+    def _wake_all(self) -> None:
+        for wakers in self._wakers.values():
+            for waker in wakers:
+                waker.set()
+
+    # -- claims ------------------------------------------------------------------------------
+
+    async def claim(self, queue: str, limit: int) -> list[ClaimedJob]:
+        """Claim up to ``limit`` due jobs of ``queue``, on the claim path's own connection
+        when it is free."""
+        cursor = await self._claims.take(self.pool)
+        try:
+            return await self._store.job_claim(cursor, queue, limit, self._lease)
+        finally:
+            await self._claims.done(self.pool, cursor)
+
+    async def hand_back(self, items: list[tuple[JobId, int]]) -> int:
+        """Put active jobs back in their queue, due now, without using up an attempt."""
+        items.sort()
+        ids = [job_id for job_id, _ in items]
+        fences = [fence for _, fence in items]
+        for attempt in range(3):
+            try:
+                async with self.pool.connection() as conn:
+                    return await self._store.job_hand_back(conn, ids, fences)
+            except psycopg.Error as exc:
+                if attempt == 2:
+                    log.error(
+                        "could not hand back %d jobs (%s); they return after their lease",
+                        len(items),
+                        exc,
+                    )
+                    return 0
+                await asyncio.sleep(0.1 * (attempt + 1))
+        return 0

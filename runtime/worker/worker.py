@@ -1,0 +1,389 @@
+"""The ``Worker``: claims jobs of one queue and runs a processor on each, concurrently.
+
+It claims with ``FOR UPDATE SKIP LOCKED`` in batches that ``ClaimAhead`` sizes (the free
+slots, plus jobs claimed ahead while the handlers are fast), runs up to ``concurrency``
+processors at once, hands results to the shared ``ResultWriter``, and sleeps until a
+notification or the poll interval when the queue is empty. ``stop()`` stops claiming, lets
+running jobs finish up to a grace period, then cancels the rest and hands them back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from ..db import ClaimedJob
+from ..db.encoding import encode_output, error_document
+from ..db.identifiers import validate_queue_name
+from ..errors import ConfigurationError, PermanentJobError
+from ..jobs import JobContext, JobId
+from ..options import Duration, positive_int, seconds
+from .claim_ahead import ClaimAhead
+from .services import WorkerServices
+from .wakeup import Signal
+
+if TYPE_CHECKING:
+    from ..client.boss import Boss
+
+__all__ = ["Worker", "start_workers"]
+
+log = logging.getLogger("queues.worker")
+
+Processor = Callable[[JobContext], Awaitable[object]]
+
+#: Seconds a job claimed ahead may wait for a free slot before it goes back to the queue.
+_AHEAD_HOLD_S = 1.0
+
+
+@dataclass(slots=True)
+class _Running:
+    task: asyncio.Task[None] | None
+    fence: int
+    started: float  # monotonic
+    #: The job's outcome was decided without the handler (expired, or handed back at stop):
+    #: whatever the handler still does is ignored.
+    settled: bool = False
+
+
+class Worker:
+    """Processes the jobs of one queue with ``processor`` (an async function of a JobContext).
+
+    A processor that has a ``close()`` method is closed when the worker stops.
+    """
+
+    queue: str
+
+    def __init__(
+        self,
+        boss: Boss,
+        queue: str,
+        processor: Processor,
+        *,
+        concurrency: int = 10,
+        label: str | None = None,
+        batch_size: int | None = None,
+        poll_interval: Duration | None = None,
+        shutdown_grace: Duration = timedelta(seconds=30),
+    ) -> None:
+        self.queue = validate_queue_name(queue)
+        self.concurrency = positive_int("concurrency", concurrency)
+        self.label = label or queue
+        #: Most jobs claimed at once (default: the free slots, plus up to ``concurrency``
+        #: claimed ahead while the handlers finish faster than a claim takes).
+        self.batch_size = None if batch_size is None else positive_int("batch_size", batch_size)
+        self.poll_interval = (
+            boss.poll_interval if poll_interval is None else seconds("poll_interval", poll_interval)
+        )
+        self.shutdown_grace = seconds("shutdown_grace", shutdown_grace, allow_zero=True)
+        self.boss = boss
+        self._processor = processor
+        self._services: WorkerServices | None = None
+        self._running: dict[JobId, _Running] = {}
+        #: Claimed (leased, heartbeated) jobs waiting for a free slot; see ``_claim_loop``.
+        self._ready: deque[ClaimedJob] = deque()
+        self._policy = ClaimAhead(self.concurrency, self.batch_size)
+        self._wake = Signal()
+        self._slot = Signal()
+        self._hurry = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._stop_called = False
+        self._stopped = asyncio.Event()
+        self._expire_s = 0.0
+
+    def __repr__(self) -> str:
+        return f"Worker({self.label!r}, queue={self.queue!r}, concurrency={self.concurrency})"
+
+    @property
+    def running(self) -> bool:
+        """True between ``start()`` and the end of ``stop()``."""
+        return self._loop_task is not None and not self._stopped.is_set()
+
+    @property
+    def active_jobs(self) -> int:
+        return len(self._running)
+
+    async def start(self) -> None:
+        """Start processing in the background; returns once the worker runs."""
+        if self._loop_task is not None:
+            if self._stopping:
+                raise ConfigurationError(f"worker {self.label!r} was stopped; make a new one")
+            return
+        info = await self.boss.queue_info(self.queue)
+        self._expire_s = info.expire_in.total_seconds()
+        self._services = await self.boss.attach_worker(self)
+        self._services.subscribe(self.queue, self._wake)
+        loop = asyncio.get_running_loop()
+        self._loop_task = loop.create_task(self._claim_loop(), name=f"queues-worker:{self.label}")
+        self._sweeper = loop.create_task(self._expire_loop(), name=f"queues-expiry:{self.label}")
+
+    # -- claiming ----------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        services = self._services
+        assert services is not None
+        policy = self._policy
+        failures = 0
+        while not self._stopping:
+            self._start_ready(services)
+            held = len(self._ready)
+            want = policy.want(len(self._running), held)
+            if want <= 0:
+                self._slot.clear()
+                if not held:
+                    await self._slot.wait()
+                elif not await self._slot.wait(_AHEAD_HOLD_S):
+                    # The handlers got slow: give the jobs claimed ahead back to the queue
+                    # (no attempt used) for other workers rather than hold them.
+                    policy.handlers_slow()
+                    await self._return_ready()
+                continue
+            self._wake.clear()
+            try:
+                claimed = await services.claim(self.queue, want)
+            except Exception as exc:
+                failures += 1
+                delay = min(0.05 * 2**failures, 2.0)
+                log.warning(
+                    "worker %s: claiming failed (%s: %s); retrying in %.2fs",
+                    self.label,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                await self._pause(delay)
+                continue
+            failures = 0
+            if self._stopping:
+                # A stop began while this claim was in flight: give the jobs back unstarted
+                # (no attempt used) rather than start them after the stop signal.
+                if claimed:
+                    await services.hand_back([(job.id, job.fence) for job in claimed])
+                break
+            track = services.writer.track
+            for job in claimed:
+                track(job.id, job.fence, self._lease_lost)
+            self._ready.extend(claimed)
+            self._start_ready(services)
+            policy.claimed(want, len(claimed))
+            if policy.drained and not self._ready:  # (jobs still waiting start first)
+                await self._pause(self.poll_interval)
+
+    def _start_ready(self, services: WorkerServices) -> None:
+        ready = self._ready
+        while ready and len(self._running) < self.concurrency:
+            self._launch(services, ready.popleft())
+
+    async def _pause(self, delay: float) -> None:
+        """Sleep until woken (a notification, a stop) or ``delay`` passes."""
+        if self._stopping:
+            return
+        await self._wake.wait(delay)
+
+    def _launch(self, services: WorkerServices, job: ClaimedJob) -> None:
+        job_id, fence = job.id, job.fence
+        writer = services.writer
+
+        async def heartbeat() -> None:
+            await writer.heartbeat_one(job_id, fence)
+
+        ctx = JobContext(
+            job_id,
+            self.queue,
+            job.data,
+            attempt=job.retry_count + 1,
+            fence=fence,
+            heartbeat=heartbeat,
+        )
+        running = _Running(None, fence, time.monotonic())
+        self._running[job_id] = running
+        running.task = asyncio.get_running_loop().create_task(self._execute(ctx, running))
+
+    async def _expire_loop(self) -> None:
+        """Fail and cancel attempts running longer than the queue's ``expire_in`` (one timer
+        for all jobs). The failure is recorded at once, even if the handler ignores the
+        cancellation (or is a sync function stuck in its thread)."""
+        services = self._services
+        assert services is not None
+        every = min(1.0, max(0.02, self._expire_s / 10))
+        error = error_document(
+            f"the attempt ran longer than expire_in ({self._expire_s:g}s) and was cancelled",
+            kind="JobExpired",
+        )
+        while not self._stopping:
+            await asyncio.sleep(every)
+            limit = time.monotonic() - self._expire_s
+            for job_id, running in list(self._running.items()):
+                if running.started <= limit and not running.settled and running.task is not None:
+                    running.settled = True
+                    services.writer.fail(job_id, running.fence, error, False)
+                    running.task.cancel()
+
+    def _lease_lost(self, job_id: JobId) -> None:
+        """The job's lease is gone (rescued after a stall, cancelled, or claimed again by
+        another worker): stop working on it. Its handler is cancelled (a sync handler's thread
+        runs on, but its result is ignored) and nothing is written for it."""
+        running = self._running.get(job_id)
+        if running is not None:
+            if running.settled or running.task is None:
+                return
+            running.settled = True
+            running.task.cancel()
+        elif any(job.id == job_id for job in self._ready):
+            self._ready = deque(job for job in self._ready if job.id != job_id)
+        else:
+            return
+        if self._services is not None:
+            self._services.writer.untrack(job_id)
+        log.warning(
+            "worker %s: stopped job %s: its lease was lost, so another worker may run it",
+            self.label,
+            job_id,
+            extra={"job_id": str(job_id)},
+        )
+
+    async def _execute(self, ctx: JobContext, running: _Running) -> None:
+        services = self._services
+        assert services is not None
+        try:
+            result = await self._processor(ctx)
+        except BaseException as exc:  # nothing a handler does may kill the worker
+            if not running.settled:
+                permanent = isinstance(exc, PermanentJobError)
+                services.writer.fail(ctx.id, running.fence, error_document(exc), permanent)
+        else:
+            if not running.settled:
+                services.writer.complete(ctx.id, running.fence, encode_output(result))
+        finally:
+            self._running.pop(ctx.id, None)
+            self._policy.finished(time.monotonic() - running.started)
+            if self._ready and not self._stopping:  # the next held job takes the slot now
+                self._launch(services, self._ready.popleft())
+            self._slot.set()
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    def stop_claiming(self) -> None:
+        """Claim no more jobs, from now on (synchronous: safe in a signal handler). Jobs that
+        a claim in flight returns are handed back unstarted; ``stop()`` does the rest."""
+        self._stopping = True
+        self._wake.set()
+        self._slot.set()
+
+    async def stop(self, *, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Stop claiming, let running jobs finish for up to ``timeout`` seconds (default
+        ``shutdown_grace``), then cancel the rest and hand them back without using an attempt.
+
+        Calling it again while a stop is under way cuts the grace period short.
+        """
+        if self._loop_task is None:
+            return
+        if self._stop_called:
+            self._hurry.set()
+            await self._stopped.wait()
+            return
+        grace = self.shutdown_grace if timeout is None else max(0.0, float(timeout))
+        self._stop_called = True
+        self.stop_claiming()
+        await asyncio.gather(self._loop_task, return_exceptions=True)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        try:
+            await self._drain(grace)
+        finally:
+            services = self._services
+            if services is not None:
+                services.unsubscribe(self.queue, self._wake)
+                await services.writer.flush(timeout=max(grace, 5.0))
+            close = getattr(self._processor, "close", None)
+            if callable(close):
+                close()
+            self.boss.detach_worker(self)
+            self._stopped.set()
+
+    async def _return_ready(self) -> None:
+        """Give back the claimed jobs that never started (no attempt used)."""
+        if not self._ready:
+            return
+        services = self._services
+        assert services is not None
+        held, self._ready = list(self._ready), deque()
+        for job in held:
+            services.writer.untrack(job.id)
+        await services.hand_back([(job.id, job.fence) for job in held])
+
+    async def _drain(self, grace: float) -> None:
+        await self._return_ready()
+        tasks = [r.task for r in self._running.values() if r.task is not None]
+        if tasks:
+            hurry: asyncio.Future[Any] = asyncio.ensure_future(self._hurry.wait())
+            try:
+                deadline = time.monotonic() + grace
+                pending: set[asyncio.Future[Any]] = set(tasks)
+                while pending and not self._hurry.is_set():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    _, pending = await asyncio.wait(
+                        pending | {hurry}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    pending.discard(hurry)
+            finally:
+                hurry.cancel()
+        leftovers = [
+            (job_id, r)
+            for job_id, r in self._running.items()
+            if r.task is not None and not r.settled  # (an expired one's failure stands)
+        ]
+        if not leftovers:
+            return
+        services = self._services
+        assert services is not None
+        for job_id, running in leftovers:
+            running.settled = True
+            services.writer.untrack(job_id)
+            assert running.task is not None
+            running.task.cancel()
+        returned = await services.hand_back([(job_id, r.fence) for job_id, r in leftovers])
+        log.info(
+            "worker %s: handed back %d unfinished jobs after %.1fs grace",
+            self.label,
+            returned,
+            grace,
+        )
+        unwinding = [r.task for _, r in leftovers if r.task is not None]
+        await asyncio.wait(unwinding, timeout=1.0)
+
+
+async def start_workers(*workers: Worker) -> None:
+    """Start every worker; log once that all run. On a failure, stop the ones already started
+    and re-raise the error with a note naming the worker that failed."""
+    started: list[Worker] = []
+    for worker in workers:
+        try:
+            await worker.start()
+        except BaseException as exc:
+            log.error("worker %s (queue %s) failed to start: %s", worker.label, worker.queue, exc)
+            for other in reversed(started):
+                try:
+                    await other.stop(timeout=0)
+                except Exception as stop_error:
+                    log.error("stopping worker %s failed: %r", other.label, stop_error)
+            exc.add_note(
+                f"while starting worker {worker.label!r} (queue {worker.queue!r}); "
+                f"the {len(started)} workers started before it were stopped"
+            )
+            raise
+        started.append(worker)
+    log.info(
+        "%d workers running: %s",
+        len(started),
+        ", ".join(f"{w.label} (concurrency {w.concurrency})" for w in started),
+    )
