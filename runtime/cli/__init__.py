@@ -189,7 +189,7 @@ def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("queues")
+        return version("typed-queues")
     except PackageNotFoundError:
         return "unknown"
 
