@@ -69,8 +69,8 @@ SYSTEMS: tuple[System, ...] = (
         "floor",
         "SQL floor",
         ours=True,
-        notes="runtime/sql/queries.sql through plain psycopg: send_one per job, COPY for the "
-        "batch, one connection looping claim (limit = concurrency) -> handler per job -> "
+        notes="runtime/db/sql/queries/jobs.sql through plain psycopg: send_one per job, COPY for "
+        "the batch, one connection looping claim (limit = concurrency) -> handler per job -> "
         "complete_many.",
     ),
     _PgBoss(

@@ -1,4 +1,4 @@
-"""The raw floor: the runtime's own SQL (runtime/sql/queries.sql) through plain psycopg.
+"""The raw floor: the runtime's own SQL (runtime/db/sql/queries/jobs.sql) through plain psycopg.
 
 Nothing around it: no validation, no coalescing, no worker machinery. The schema is created
 by the runtime's migrations (untimed); after that every timed statement is one of the runtime's
@@ -169,7 +169,7 @@ class FloorSystem:
 
     def version(self) -> dict[str, Any]:
         return {
-            "version": f"queries.sql of queues {version('queues')}",
+            "version": f"queries.sql of queues {version('typed-queues')}",
             "psycopg": version("psycopg"),
         }
 

@@ -96,7 +96,7 @@ class QueuesSystem:
 
 def _describe() -> str:
     """The package version plus the commit it was measured at (read-only git call)."""
-    base = version("queues")
+    base = version("typed-queues")
     try:
         out = subprocess.run(
             ["git", "-C", str(Path(__file__).resolve().parents[2]), "rev-parse", "--short", "HEAD"],

@@ -31,13 +31,15 @@ class Migration:
 
 
 def _load_queries() -> dict[str, str]:
-    text = (_SQL_DIR / "queries.sql").read_text(encoding="utf-8")
-    parts = _NAME_LINE.split(text)
+    """Every ``-- name:`` query of ``sql/queries/*.sql`` (one file per area; names are unique
+    across files)."""
     queries: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        if name in queries:
-            raise RuntimeError(f"queries.sql: query {name!r} is defined twice")
-        queries[name] = body.strip()
+    for path in sorted((_SQL_DIR / "queries").glob("*.sql")):
+        parts = _NAME_LINE.split(path.read_text(encoding="utf-8"))
+        for name, body in zip(parts[1::2], parts[2::2], strict=True):
+            if name in queries:
+                raise RuntimeError(f"{path.name}: query {name!r} is defined twice")
+            queries[name] = body.strip()
     return queries
 
 
@@ -48,9 +50,9 @@ def _load_migrations() -> tuple[Migration, ...]:
         if match is None:
             raise RuntimeError(f"bad migration file name {path.name!r} (want NNNN_name.sql)")
         found.append(Migration(int(match[1]), match[2], path.read_text(encoding="utf-8")))
-    for expected, migration in enumerate(found, start=1):
-        if migration.version != expected:
-            raise RuntimeError(f"migrations must be numbered 1, 2, ...: found {migration.version}")
+    versions = [migration.version for migration in found]
+    if not versions or versions[0] != 1 or len(set(versions)) != len(versions):
+        raise RuntimeError(f"migrations must be numbered from 1, each once: found {versions}")
     return tuple(found)
 
 

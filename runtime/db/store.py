@@ -16,7 +16,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ..jobs import Job, JobId, QueueStats
-from .migrations import CODE_VERSION, check_version
+from .migrations import check_version
 from .queries import MIGRATIONS
 from .rows import ClaimedJob, FailedJob, FetchedJob, QueueRow
 from .statements import Statement, Statements
@@ -57,10 +57,10 @@ class Store:
             await self._run(conn, sql.migration_bootstrap())
             [(current,)] = await self._rows(conn, sql.schema_version())
             check_version(self.schema, int(current))
-            for migration in MIGRATIONS[current:]:
+            for migration in [m for m in MIGRATIONS if m.version > current]:
                 await self._run(conn, sql.migration_apply(migration))
                 await self._run(conn, sql.migration_record(migration))
-            return CODE_VERSION - int(current)
+            return sum(1 for m in MIGRATIONS if m.version > current)
 
     async def schema_version(self, conn: AsyncConn) -> int:
         """The schema's version without migrating (0 when never migrated); raises

@@ -13,7 +13,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ..jobs import Job, JobId
-from .migrations import CODE_VERSION, check_version
+from .migrations import check_version
 from .queries import MIGRATIONS
 from .rows import QueueRow
 from .statements import Statement, Statements
@@ -44,10 +44,10 @@ class SyncStore:
             self._rows(conn, sql.migration_bootstrap())
             [(current,)] = self._rows(conn, sql.schema_version())
             check_version(self.schema, int(current))
-            for migration in MIGRATIONS[current:]:
+            for migration in [m for m in MIGRATIONS if m.version > current]:
                 self._rows(conn, sql.migration_apply(migration))
                 self._rows(conn, sql.migration_record(migration))
-            return CODE_VERSION - int(current)
+            return sum(1 for m in MIGRATIONS if m.version > current)
 
     def queue_upsert(self, conn: SyncConn, params: dict[str, Any]) -> None:
         self._rows(conn, self.sql.queue_upsert(params))

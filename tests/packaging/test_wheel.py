@@ -321,7 +321,7 @@ def test_wheel_holds_only_the_library(built: Built) -> None:
         if path.is_file() and path.suffix in LIBRARY_SUFFIXES and "__pycache__" not in path.parts
     }
     assert f"{PACKAGE}/runtime/py.typed" in expected
-    assert f"{PACKAGE}/runtime/sql/queries.sql" in expected
+    assert f"{PACKAGE}/runtime/db/sql/queries/jobs.sql" in expected
     assert any(name.startswith(f"{PACKAGE}/codegen/templates/") for name in expected)
     assert any(name.startswith(f"{PACKAGE}/runtime/sql/migrations/") for name in expected)
     assert sorted(expected - set(names)) == [], "library files missing from the wheel"

@@ -30,7 +30,7 @@ from ._harness import (
 PROBE = "rel.probe"
 #: Shortest time the transaction of fault 16 stays open (it also spans the whole 50k run).
 HOLD = 60.0
-#: How long the database lets a maintenance transaction sit idle (runtime/sql/queries.sql).
+#: How long the database lets a maintenance transaction sit idle (runtime/db/sql/queries/jobs.sql).
 IDLE_IN_TRANSACTION_TIMEOUT = 15.0
 
 

@@ -1,4 +1,5 @@
--- Named queries, loaded once by runtime/db/queries.py and run only by runtime/db/store.py. Each starts with "-- name: <name>".
+-- Named queries of the job lifecycle, loaded once by runtime/db/queries.py (with the other files
+-- of this folder) and run only by runtime/db/store.py. Each starts with "-- name: <name>".
 -- {schema} becomes the quoted schema name, {channel} the notification channel literal and
 -- {channel_ident} the channel as an identifier;
 -- everything else is a bound parameter (%(name)s).
