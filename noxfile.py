@@ -80,3 +80,11 @@ def bench(session: nox.Session) -> None:
     """Benchmarks (bench/run.py); `nox -s bench -- --quick` for the short CI run."""
     session.install("-e", ".[dev]", "matplotlib")
     session.run("python", "bench/run.py", *session.posargs, env=_env())
+
+
+@nox.session(python=PYTHON)
+def chaos(session: nox.Session) -> None:
+    """The chaos soak (tests/chaos): `nox -s chaos -- --minutes N --seed S`. Random faults
+    against real worker processes on a private PostgreSQL of its own, then a history check."""
+    session.install("-e", ".[dev]")
+    session.run("python", "-m", "tests.chaos", *session.posargs)
