@@ -114,12 +114,17 @@ WITH next AS (
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
-UPDATE {schema}.job AS j
-SET state = 'active', started_on = now(), fence = j.fence + 1,
-    lease_until = now() + %(lease)s::interval
-WHERE j.id = ANY(ARRAY(SELECT id FROM next))
-RETURNING j.id, j.fence, j.retry_count, j.data, j.priority, j.start_after, j.created_on,
-          j.started_on, j.singleton_key, j.lease_until;
+-- UPDATE ... RETURNING gives rows in table order: the outer SELECT returns them in claim order,
+-- so a batch starts its higher-priority jobs first.
+, claimed AS (
+    UPDATE {schema}.job AS j
+    SET state = 'active', started_on = now(), fence = j.fence + 1,
+        lease_until = now() + %(lease)s::interval
+    WHERE j.id = ANY(ARRAY(SELECT id FROM next))
+    RETURNING j.id, j.fence, j.retry_count, j.data, j.priority, j.start_after, j.created_on,
+              j.started_on, j.singleton_key, j.lease_until
+)
+SELECT * FROM claimed ORDER BY priority DESC, start_after, id;
 
 -- name: claim_work
 WITH next AS (
@@ -129,11 +134,14 @@ WITH next AS (
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
-UPDATE {schema}.job AS j
-SET state = 'active', started_on = now(), fence = j.fence + 1,
-    lease_until = now() + %(lease)s::interval
-WHERE j.id = ANY(ARRAY(SELECT id FROM next))
-RETURNING j.id, j.fence, j.retry_count, j.data;
+, claimed AS (
+    UPDATE {schema}.job AS j
+    SET state = 'active', started_on = now(), fence = j.fence + 1,
+        lease_until = now() + %(lease)s::interval
+    WHERE j.id = ANY(ARRAY(SELECT id FROM next))
+    RETURNING j.id, j.fence, j.retry_count, j.data, j.priority, j.start_after
+)
+SELECT id, fence, retry_count, data FROM claimed ORDER BY priority DESC, start_after, id;
 
 -- name: complete_many
 -- Writes by id go through job_pkey whatever the statistics say. `j.id = ANY(ids)` gives the
