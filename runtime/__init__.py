@@ -9,6 +9,7 @@ from .client import Boss, EnqueuedJob, QueueHandle, SyncBoss
 from .errors import (
     ConfigurationError,
     InvalidPayloadError,
+    JobCancelledError,
     PayloadError,
     PermanentJobError,
     QueuesError,
@@ -37,6 +38,7 @@ __all__ = [
     "EnqueuedJob",
     "InvalidPayloadError",
     "Job",
+    "JobCancelledError",
     "JobContext",
     "JobId",
     "JobState",

@@ -8,6 +8,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigurationError",
     "InvalidPayloadError",
+    "JobCancelledError",
     "PayloadError",
     "PermanentJobError",
     "QueuesError",
@@ -61,3 +62,7 @@ class InvalidPayloadError(PermanentJobError):
 
 class UnknownEventError(PermanentJobError):
     """A job names an event its queue's handlers do not know; retrying cannot help."""
+
+
+class JobCancelledError(QueuesError):
+    """Raised by ``JobContext.raise_if_cancelled()`` once the worker gave up on the run."""

@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, NewType, TypeVar
 
+from .errors import JobCancelledError
+
 __all__ = [
     "ENVELOPE_VERSION",
     "Job",
@@ -146,6 +148,7 @@ class JobContext:
     """What a handler gets besides its payload: the job's identity, data, logger, heartbeat."""
 
     __slots__ = (
+        "_cancelled",
         "_heartbeat",
         "_logger",
         "attempt",
@@ -186,6 +189,7 @@ class JobContext:
             self.payload = self.data
             self.metadata = {}
         self._heartbeat = heartbeat
+        self._cancelled = False
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
 
     @property
@@ -202,6 +206,24 @@ class JobContext:
                 },
             )
         return self._logger
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the worker gave up on this run: its lease was lost (another worker may
+        run the job), it ran past ``expire_in``, or the worker stopped and handed it back. An
+        async handler is cancelled at that moment; a sync handler runs on in its thread and
+        should check this (or call ``raise_if_cancelled()``) between steps: whatever it
+        returns is ignored."""
+        return self._cancelled
+
+    def raise_if_cancelled(self) -> None:
+        """Raise ``JobCancelledError`` if the worker gave up on this run (see ``cancelled``)."""
+        if self._cancelled:
+            raise JobCancelledError(f"job {self.id} was given up by its worker; stop working on it")
+
+    def mark_cancelled(self) -> None:
+        """Called by the worker when it gives up on this run."""
+        self._cancelled = True
 
     async def heartbeat(self) -> None:
         """Extend this job's lease now (workers also do it for every active job on a timer)."""

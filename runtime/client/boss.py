@@ -274,16 +274,18 @@ class Boss:
         return await self._jobs.fetch(queue, batch_size)
 
     async def complete(
-        self, job_id: JobId, output: Any = None, *, conn: AsyncConn | None = None
+        self, job: JobId | Job, output: Any = None, *, conn: AsyncConn | None = None
     ) -> bool:
-        """Mark an active job completed with ``output``; False if it was not active."""
-        return await self._jobs.complete(job_id, output, conn)
+        """Mark an active job completed with ``output``; False if it was not active. Given the
+        ``Job`` that ``fetch`` returned, only while that claim is current (fenced)."""
+        return await self._jobs.complete(job, output, conn)
 
     async def fail(
-        self, job_id: JobId, error: str | BaseException, *, conn: AsyncConn | None = None
+        self, job: JobId | Job, error: str | BaseException, *, conn: AsyncConn | None = None
     ) -> bool:
-        """Fail an active job's attempt: retry (with backoff) or failed plus dead letter."""
-        return await self._jobs.fail(job_id, error, conn)
+        """Fail an active job's attempt: retry (with backoff) or failed plus dead letter.
+        Given the ``Job`` that ``fetch`` returned, only while that claim is current."""
+        return await self._jobs.fail(job, error, conn)
 
     async def cancel(self, job_id: JobId, *, conn: AsyncConn | None = None) -> bool:
         """Cancel a queued or active job; False if it had already finished."""

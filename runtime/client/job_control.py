@@ -65,16 +65,20 @@ class JobControl:
             for row in rows
         ]
 
-    async def complete(self, job_id: JobId, output: Any, conn: AsyncConn | None) -> bool:
+    async def complete(self, job: JobId | Job, output: Any, conn: AsyncConn | None) -> bool:
+        job_id, fence = _target(job)
         encoded = encode_output_strict(output)
         return bool(
-            await self._on(conn, lambda c: self._store.job_complete_one(c, job_id, encoded))
+            await self._on(conn, lambda c: self._store.job_complete_one(c, job_id, encoded, fence))
         )
 
-    async def fail(self, job_id: JobId, error: str | BaseException, conn: AsyncConn | None) -> bool:
+    async def fail(
+        self, job: JobId | Job, error: str | BaseException, conn: AsyncConn | None
+    ) -> bool:
+        job_id, fence = _target(job)
         document = error_document(error)
         failed = await self._on(
-            conn, lambda c: self._store.job_fail_many(c, [job_id], [None], [document], [False])
+            conn, lambda c: self._store.job_fail_many(c, [job_id], [fence], [document], [False])
         )
         return bool(failed)
 
@@ -98,3 +102,11 @@ class JobControl:
         if queue is not None and not found:
             raise UnknownQueueError(queue, self._store.schema)
         return found
+
+
+def _target(job: JobId | Job) -> tuple[JobId, int | None]:
+    """A job's id, and its claim's fence when given the ``Job`` that ``fetch`` returned (so a
+    job re-claimed since, after its lease ran out, is not finished by a stale caller)."""
+    if isinstance(job, Job):
+        return job.id, job.fence
+    return job, None

@@ -157,8 +157,9 @@ class Statements:
     ) -> Statement:
         return self._custom("complete_many", {"ids": ids, "fences": fences, "outputs": outputs})
 
-    def job_complete_one(self, job_id: JobId, output: str | None) -> Statement:
-        return self._hot("complete_one", {"id": job_id, "output": output})
+    def job_complete_one(self, job_id: JobId, output: str | None, fence: int | None) -> Statement:
+        """Complete one active job; with ``fence``, only if that claim is still current."""
+        return self._hot("complete_one", {"id": job_id, "output": output, "fence": fence})
 
     def job_fail_many(
         self,

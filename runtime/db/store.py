@@ -145,8 +145,10 @@ class Store:
         rows = await self._rows(on, self.sql.job_complete_many(ids, fences, outputs))
         return {row[0] for row in rows}
 
-    async def job_complete_one(self, on: Runner, job_id: JobId, output: str | None) -> bool:
-        return bool(await self._rows(on, self.sql.job_complete_one(job_id, output)))
+    async def job_complete_one(
+        self, on: Runner, job_id: JobId, output: str | None, fence: int | None
+    ) -> bool:
+        return bool(await self._rows(on, self.sql.job_complete_one(job_id, output, fence)))
 
     async def job_fail_many(
         self,

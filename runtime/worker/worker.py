@@ -46,9 +46,15 @@ class _Running:
     task: asyncio.Task[None] | None
     fence: int
     started: float  # monotonic
-    #: The job's outcome was decided without the handler (expired, or handed back at stop):
-    #: whatever the handler still does is ignored.
+    ctx: JobContext
+    #: The job's outcome was decided without the handler (expired, lease lost, or handed back
+    #: at stop): whatever the handler still does is ignored.
     settled: bool = False
+
+    def settle(self) -> None:
+        """Decide the outcome without the handler, and tell the handler (``job.cancelled``)."""
+        self.settled = True
+        self.ctx.mark_cancelled()
 
 
 class Worker:
@@ -202,7 +208,7 @@ class Worker:
             fence=fence,
             heartbeat=heartbeat,
         )
-        running = _Running(None, fence, time.monotonic())
+        running = _Running(None, fence, time.monotonic(), ctx)
         self._running[job_id] = running
         running.task = asyncio.get_running_loop().create_task(self._execute(ctx, running))
 
@@ -222,7 +228,7 @@ class Worker:
             limit = time.monotonic() - self._expire_s
             for job_id, running in list(self._running.items()):
                 if running.started <= limit and not running.settled and running.task is not None:
-                    running.settled = True
+                    running.settle()
                     services.writer.fail(job_id, running.fence, error, False)
                     running.task.cancel()
 
@@ -234,7 +240,7 @@ class Worker:
         if running is not None:
             if running.settled or running.task is None:
                 return
-            running.settled = True
+            running.settle()
             running.task.cancel()
         elif any(job.id == job_id for job in self._ready):
             self._ready = deque(job for job in self._ready if job.id != job_id)
@@ -347,7 +353,7 @@ class Worker:
         services = self._services
         assert services is not None
         for job_id, running in leftovers:
-            running.settled = True
+            running.settle()
             services.writer.untrack(job_id)
             assert running.task is not None
             running.task.cancel()

@@ -164,6 +164,7 @@ RETURNING j.id;
 UPDATE {schema}.job
 SET state = 'completed', completed_on = now(), lease_until = NULL, output = %(output)s::jsonb
 WHERE id = %(id)s AND state::text = 'active'  -- by job_pkey (see complete_many)
+  AND (%(fence)s::int IS NULL OR fence = %(fence)s::int)
 RETURNING id;
 
 -- name: fail_many
