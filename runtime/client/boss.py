@@ -70,6 +70,7 @@ class Boss:
         retention_batch: int = 1000,
         connect_timeout: Duration = 30.0,
         prepare: bool = True,
+        connection_lifetime: Duration = timedelta(hours=1),
     ) -> None:
         self._store = Store(schema, prepare=bool(prepare))  # validates the schema name
         self.schema = schema
@@ -89,11 +90,13 @@ class Boss:
             maintenance_interval=seconds("maintenance_interval", maintenance_interval),
             retention_batch=positive_int("retention_batch", retention_batch),
             pool_size=positive_int("worker_pool_size", worker_pool_size),
+            connection_lifetime=seconds("connection_lifetime", connection_lifetime),
         )
         self._connections = ClientConnections(
             schema,
             positive_int("max_pool_size", max_pool_size),
             seconds("connect_timeout", connect_timeout),
+            seconds("connection_lifetime", connection_lifetime),
         )
         self._queues = QueueCache(schema, self._read_queues)
         self._sender = Sender(

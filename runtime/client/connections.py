@@ -23,9 +23,12 @@ T = TypeVar("T")
 
 
 class ClientConnections:
-    def __init__(self, schema: str, max_pool_size: int, connect_timeout: float) -> None:
+    def __init__(
+        self, schema: str, max_pool_size: int, connect_timeout: float, lifetime: float
+    ) -> None:
         self._schema = schema
         self._max_pool_size = max_pool_size
+        self._lifetime = lifetime
         self.connect_timeout = connect_timeout
         self._pool: AsyncConnectionPool[AsyncConn] | None = None
         self.dsn: str | None = None
@@ -42,6 +45,7 @@ class ClientConnections:
             min_size=1,
             max_size=self._max_pool_size,
             kwargs=connection_kwargs(dsn, "queues"),
+            max_lifetime=self._lifetime,
             open=False,
             name=f"queues-{self._schema}",
         )
@@ -51,7 +55,7 @@ class ClientConnections:
             await pool.close()
             raise
         self._pool, self.dsn = pool, dsn
-        self.send = DedicatedConnection(dsn, connection_kwargs(dsn, "queues"))
+        self.send = DedicatedConnection(dsn, connection_kwargs(dsn, "queues"), self._lifetime)
         return pool
 
     async def stop(self) -> None:

@@ -10,6 +10,7 @@ first use and again after it breaks; ``close()`` closes it.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import psycopg
@@ -27,14 +28,24 @@ _CONNECT_TIMEOUT = 10.0
 
 
 class DedicatedConnection:
-    __slots__ = ("_busy", "_closed", "_conninfo", "_cursor", "_kwargs")
+    """See the module doc. Like a pool's connections, it is replaced once it is older than
+    ``max_lifetime`` seconds (so a server-side limit or a failover does not pin it forever)."""
 
-    def __init__(self, conninfo: str, kwargs: dict[str, Any]) -> None:
+    __slots__ = ("_busy", "_closed", "_conninfo", "_cursor", "_kwargs", "_max_lifetime", "_opened")
+
+    def __init__(self, conninfo: str, kwargs: dict[str, Any], max_lifetime: float = 3600.0) -> None:
         self._conninfo = conninfo
         self._kwargs = kwargs
+        self._max_lifetime = max_lifetime
         self._cursor: AsyncCursor | None = None
+        self._opened = 0.0
         self._busy = False
         self._closed = False
+
+    @property
+    def backend_pid(self) -> int | None:
+        """The server process of the connection now kept, if any (for diagnostics)."""
+        return None if self._cursor is None else self._cursor.connection.info.backend_pid
 
     async def take(self, pool: AsyncPool) -> AsyncCursor:
         """The kept connection's cursor if it is free, else one on a pooled connection."""
@@ -43,12 +54,16 @@ class DedicatedConnection:
             return conn.cursor()
         self._busy = True
         try:
+            if self._cursor is not None and time.monotonic() - self._opened > self._max_lifetime:
+                old, self._cursor = self._cursor, None
+                await old.connection.close()
             if self._cursor is None:
                 conn = await asyncio.wait_for(
                     psycopg.AsyncConnection.connect(self._conninfo, **self._kwargs),
                     _CONNECT_TIMEOUT,
                 )
                 self._cursor = conn.cursor()
+                self._opened = time.monotonic()
         except BaseException:
             self._busy = False
             raise

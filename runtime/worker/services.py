@@ -38,6 +38,7 @@ class WorkerSettings:
     maintenance_interval: float
     retention_batch: int
     pool_size: int
+    connection_lifetime: float
 
 
 class WorkerServices:
@@ -57,11 +58,12 @@ class WorkerServices:
             min_size=1,
             max_size=settings.pool_size,
             kwargs=connect_kwargs,
+            max_lifetime=settings.connection_lifetime,
             open=False,
             name=f"queues-worker-{store.schema}",
             timeout=10.0,
         )
-        self._claims = DedicatedConnection(conninfo, connect_kwargs)
+        self._claims = DedicatedConnection(conninfo, connect_kwargs, settings.connection_lifetime)
         self.writer = ResultWriter(
             self.pool, store, lease=settings.lease, heartbeat_interval=settings.heartbeat_interval
         )

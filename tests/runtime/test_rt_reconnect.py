@@ -141,3 +141,36 @@ async def test_stop_while_a_send_is_in_flight_closes_its_connection(
     await boss.stop()
     assert await count_jobs(db, schema_name) == 2
     await _wait_all_closed(db, app)
+
+
+async def test_reads_are_retried_after_idle_connections_were_killed(
+    dsn: str, schema_name: str, db: psycopg.AsyncConnection[Any]
+) -> None:
+    # pg_terminate_backend of every idle connection of the Boss (a failover, an idle timeout
+    # on a proxy): the next read goes over a new connection instead of failing once.
+    app, named_dsn = _named(dsn)
+    async with Boss(named_dsn, schema=schema_name) as boss:
+        await make_queue(boss)
+        job_id = await boss.send("q", {"n": 1})
+        assert await _terminate(db, app) >= 1
+        job = await boss.get_job(job_id)
+        assert job is not None and job.data == {"n": 1}
+        assert await _terminate(db, app) >= 1
+        stats = await boss.queue_stats("q")
+        assert stats.created == 1
+
+
+async def test_the_send_connection_is_replaced_after_its_lifetime(
+    dsn: str, schema_name: str
+) -> None:
+    async with Boss(dsn, schema=schema_name, connection_lifetime=0.3) as boss:
+        await make_queue(boss)
+        await boss.send("q", {"n": 1})
+        connection = boss.send_connection
+        assert connection is not None
+        first = connection.backend_pid
+        await boss.send("q", {"n": 2})
+        assert connection.backend_pid == first  # young: kept
+        await asyncio.sleep(0.5)
+        await boss.send("q", {"n": 3})
+        assert first is not None and connection.backend_pid not in (None, first)
