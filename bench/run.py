@@ -137,6 +137,8 @@ def _rounds(
             for system in order:
                 if kind == "work_batch" and not system.batch_variants:
                     continue
+                if kind == "work_floor" and not system.drains:
+                    continue
                 env: Env = info[system.name]["env"]
                 t0 = time.perf_counter()
                 try:

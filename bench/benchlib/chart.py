@@ -17,6 +17,7 @@ _THROUGHPUT = (
     "work_c10",
     "work_c50",
     "work_batch",
+    "work_floor",
 )
 _LATENCY = ("latency_p50", "latency_p95")
 

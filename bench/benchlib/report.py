@@ -95,7 +95,7 @@ def write_markdown(path: Path, report: dict[str, Any], summary: dict[str, dict[s
         "",
         _results_table(summary, columns),
         "",
-        "## Targets (issue 6)",
+        "## Targets (issues 6 and 17)",
         "",
         _targets_table(checks),
     ]

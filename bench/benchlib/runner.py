@@ -20,7 +20,7 @@ from . import db
 from .envs import Env
 from .systems import System
 
-__all__ = ["RUN_KINDS", "Context", "Sample", "StepError", "run_driver"]
+__all__ = ["FLOOR_BATCH", "RUN_KINDS", "Context", "Sample", "StepError", "run_driver"]
 
 RESULT_PREFIX = "BENCH_RESULT "
 RunKind = Callable[["System", Env, "Context"], list["Sample"]]
@@ -179,6 +179,21 @@ def _work_batch(system: System, env: Env, ctx: Context) -> list[Sample]:
     return [best] if best else []
 
 
+#: Jobs per claim and per completion statement in the processing floor (issue 17).
+FLOOR_BATCH = 500
+
+
+def _work_floor(system: System, env: Env, ctx: Context) -> list[Sample]:
+    with db.fresh_database(ctx.dsn, system.name) as dsn:
+        _step(system, env, ctx, dsn, "seed")
+        db.analyze(dsn)
+        res = _step(system, env, ctx, dsn, "drain", concurrency=FLOOR_BATCH)
+    return [
+        _sample(system, ctx, "work_floor", res.data["rate"], seconds=res.data["seconds"],
+                batch=FLOOR_BATCH)
+    ]  # fmt: skip
+
+
 def _latency(system: System, env: Env, ctx: Context) -> list[Sample]:
     with db.fresh_database(ctx.dsn, system.name) as dsn:
         res = _step(
@@ -200,6 +215,7 @@ RUN_KINDS: dict[str, RunKind] = {
     "work_c10": _work("work_c10", 10),
     "work_c50": _work("work_c50", 50, measure=True),
     "work_batch": _work_batch,
+    "work_floor": _work_floor,
     "latency": _latency,
 }
 

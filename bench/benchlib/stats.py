@@ -36,6 +36,13 @@ METRICS: tuple[Metric, ...] = (
     Metric("work_c10", "(d) process, concurrency 10", "jobs/s", True),
     Metric("work_c50", "(d) process, concurrency 50", "jobs/s", True),
     Metric("work_batch", "(d) process, batch handlers (best)", "jobs/s", True, base="work_c50"),
+    Metric(
+        "work_floor",
+        "(d) processing floor: claim + complete, 500 per statement",
+        "jobs/s",
+        True,
+        base="work_c50",
+    ),
     Metric("latency_p50", "(e) wake-up latency p50", "ms", False),
     Metric("latency_p95", "(e) wake-up latency p95", "ms", False),
     Metric("codegen_s", "(f) codegen, 200 events", "s", False),

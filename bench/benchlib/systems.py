@@ -8,12 +8,14 @@ The drivers (bench/drivers/*.py, bench/pgboss/driver.mjs) do the work and print 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .envs import Env, install_node_package, install_venv
+from .sdk import generate_sdk
 
 __all__ = ["SYSTEMS", "System", "systems_by_name"]
 
@@ -31,6 +33,8 @@ class System:
     notes: str
     #: Extra processing runs with batch handlers: {"batch_size": .., "concurrency": ..}.
     batch_variants: tuple[dict[str, int], ...] = ()
+    #: Runs the processing floor (the `drain` phase: claim + complete in batches, no handler).
+    drains: bool = False
     requirements: tuple[str, ...] = field(default=())
 
     def prepare(self, cache: Path, *, upgrade: bool) -> Env:
@@ -38,6 +42,21 @@ class System:
 
     def command(self, env: Env, spec: dict[str, Any]) -> list[str]:
         return [env.executable, str(DRIVERS / f"{self.name}_driver.py"), json.dumps(spec)]
+
+
+@dataclass(frozen=True)
+class _GeneratedSdk(System):
+    """This project through the SDK generated from the benchmark catalogue (benchlib/sdk.py)."""
+
+    def prepare(self, cache: Path, *, upgrade: bool) -> Env:
+        try:
+            home = generate_sdk(cache)
+        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+            return Env(False, reason=str(exc))
+        return Env(True, sys.executable, home)
+
+    def command(self, env: Env, spec: dict[str, Any]) -> list[str]:
+        return super().command(env, {**spec, "sdk_path": str(env.home)})
 
 
 @dataclass(frozen=True)
@@ -58,20 +77,31 @@ class _PgBoss(System):
 
 
 SYSTEMS: tuple[System, ...] = (
-    System(
+    _GeneratedSdk(
         "queues",
-        "queues (this project)",
+        "queues (generated SDK)",
         ours=True,
-        notes="runtime.Boss (pool 10) and runtime.Worker with an async no-op processor; "
-        "one processor call per job.",
+        notes="What users call: the SDK `queues generate` writes for the benchmark catalogue "
+        "(event `tick`, payload {i}): enqueue_tick(boss, Tick(i=n)) and enqueue_tick_many(boss, "
+        "models built in the timed part), ticks_worker(boss, handlers) with an async on_tick "
+        "handler (payload validated by the model, run inside process_job); Boss pool 10.",
+    ),
+    System(
+        "engine",
+        "queues engine (Boss, Worker)",
+        ours=True,
+        notes="The engine under the SDK: Boss.send / Boss.send_many with {i} dicts (pool 10) and "
+        "a bare runtime.Worker with an async no-op processor; one processor call per job.",
     ),
     System(
         "floor",
         "SQL floor",
         ours=True,
+        drains=True,
         notes="runtime/db/sql/queries/jobs.sql through plain psycopg: send_one per job, COPY for "
         "the batch, one connection looping claim (limit = concurrency) -> handler per job -> "
-        "complete_many.",
+        "complete_many. The processing floor row: one connection looping claim_work (500) -> "
+        "complete_many with ids and fences passed back as array literals (no per-job Python).",
     ),
     _PgBoss(
         "pgboss",

@@ -218,6 +218,21 @@ async def _work(system: System, spec: Spec) -> dict[str, Any]:
     return clock.result(spec.n)
 
 
+async def _drain(system: System, spec: Spec) -> dict[str, Any]:
+    """The processing floor: claim and complete the n queued jobs `spec.concurrency` at a time
+    with no handler (only systems with a `drain(batch)` method, the SQL floor); the clock stops
+    once every completion is committed."""
+    drain: Callable[[int], Awaitable[None]] | None = getattr(system, "drain", None)
+    if drain is None:
+        raise AssertionError(f"{type(system).__name__} has no drain phase")
+    before = await system.count_done()
+    clock = await _timed(drain(spec.concurrency))
+    done = await system.count_done() - before
+    if done != spec.n:
+        raise AssertionError(f"expected {spec.n} completed jobs, found {done}")
+    return clock.result(spec.n)
+
+
 async def _latency(system: System, spec: Spec) -> dict[str, Any]:
     """(e): an idle worker; jobs sent interval_ms apart; send call -> handler start."""
     tally = _Tally(spec.n)
@@ -257,6 +272,7 @@ _PHASES: dict[str, Callable[[System, Spec], Awaitable[dict[str, Any]]]] = {
     "send_batch": _send_batch,
     "seed": _seed,
     "work": _work,
+    "drain": _drain,
     "latency": _latency,
     "cleanup": _cleanup,
     "version": _version,

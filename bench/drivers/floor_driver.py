@@ -8,7 +8,11 @@ named queries, run directly:
 * 50 in flight: ``send_one`` from 50 tasks over a pool of 10 connections;
 * batch: ``copy_jobs`` (COPY, as the runtime does for big batches) plus one ``notify``;
 * processing: one connection looping ``claim`` (up to `concurrency` jobs), the handler per job,
-  then ``complete_many`` for the batch.
+  then ``complete_many`` for the batch;
+* the processing floor (``drain``): one connection looping the worker's own ``claim_work``
+  (500 at a time) and ``complete_many`` with no per-job Python at all: the claim's ids and
+  fences come back as two array literals (its final SELECT aggregated) and go straight into
+  ``complete_many``. That is the most those two statements can do on one connection.
 """
 
 from __future__ import annotations
@@ -43,6 +47,20 @@ def _copy_columns(statement: bytes) -> list[str]:
     if match is None:
         raise RuntimeError(f"no column list in {statement!r}")
     return [c.strip().decode() for c in match[1].split(b",")]
+
+
+def _aggregated_claim(claim: bytes) -> bytes:
+    """``claim_work`` with its final SELECT replaced by one row: the number of jobs claimed and
+    their ids and fences as array literals (no per-job row, no per-job Python object)."""
+    head, sep, tail = claim.rpartition(b"\nSELECT ")
+    if not sep or b"FROM claimed" not in tail:
+        raise RuntimeError(
+            "claim_work no longer ends with a SELECT from its `claimed` CTE: update "
+            "_aggregated_claim in bench/drivers/floor_driver.py to the new statement"
+        )
+    return (
+        head + b"\nSELECT count(*)::int, array_agg(id)::text, array_agg(fence)::text FROM claimed"
+    )
 
 
 class FloorSystem:
@@ -153,6 +171,27 @@ class FloorSystem:
         finally:
             await conn.close()
             await listen.close()
+
+    async def drain(self, batch: int) -> None:
+        """Claim and complete until the queue is empty, `batch` jobs per statement."""
+        claim = _aggregated_claim(self.q["claim_work"])
+        complete = self.q["complete_many"]
+        nulls = "{" + ",".join(["NULL"] * batch) + "}"
+        params = {"queue": QUEUE, "limit": batch, "lease": LEASE}
+        conn = await psycopg.AsyncConnection.connect(self.spec.dsn, autocommit=True)
+        async with conn:
+            while True:
+                cur = await conn.execute(claim, params, prepare=True)
+                row = await cur.fetchone()
+                assert row is not None
+                count, ids, fences = row
+                if not count:
+                    return
+                outputs = nulls if count == batch else "{" + ",".join(["NULL"] * count) + "}"
+                # complete_many runs unprepared, as the runtime runs it (custom plans)
+                await conn.execute(
+                    complete, {"ids": ids, "fences": fences, "outputs": outputs}, prepare=False
+                )
 
     async def stop_worker(self) -> None:
         assert self.worker_task is not None
