@@ -59,6 +59,9 @@ class QueueSpec:
     retention: timedelta = timedelta(days=7)
     dead_letter: str | None = None
     description: str = ""
+    #: How long a job may wait to start (created or retry, counted from when it became due)
+    #: before maintenance fails it as ``WaitExpired``, dead-lettered; None (default): forever.
+    max_wait: timedelta | None = None
 
     def __post_init__(self) -> None:
         validate_queue_name(self.name)
@@ -70,6 +73,8 @@ class QueueSpec:
             validate_queue_name(self.dead_letter)
             if self.dead_letter == self.name:
                 raise ValidationError(f'queue "{self.name}" cannot be its own dead-letter queue')
+        if self.max_wait is not None:
+            _check_duration("QueueSpec", "max_wait", self.max_wait, positive=True)
 
     def to_params(self) -> dict[str, Any]:
         """The parameters of the ``create_queue`` statement."""
@@ -84,4 +89,5 @@ class QueueSpec:
             "retention": self.retention,
             "dead_letter": self.dead_letter,
             "description": self.description,
+            "max_wait": self.max_wait,
         }

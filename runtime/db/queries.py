@@ -21,6 +21,7 @@ __all__ = ["MIGRATIONS", "Migration", "Queries", "queries_for"]
 _SQL_DIR: Final = Path(__file__).parent / "sql"
 _NAME_LINE: Final = re.compile(r"^-- name: ([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 _MIGRATION_FILE: Final = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
+_COMPATIBLE_FROM: Final = re.compile(r"^-- compatible-from: (\d+)\s*$", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,14 @@ class Migration:
     version: int
     name: str
     text: str
+
+    @property
+    def compatible_from(self) -> int:
+        """The oldest code version (a schema version) that still runs correctly once this
+        migration is applied: its ``-- compatible-from: N`` header, else its own version (no
+        older code), the safe default for a migration that does not say."""
+        found = _COMPATIBLE_FROM.search(self.text)
+        return self.version if found is None else int(found[1])
 
 
 def _load_queries() -> dict[str, str]:
@@ -53,6 +62,12 @@ def _load_migrations() -> tuple[Migration, ...]:
     versions = [migration.version for migration in found]
     if not versions or versions[0] != 1 or len(set(versions)) != len(versions):
         raise RuntimeError(f"migrations must be numbered from 1, each once: found {versions}")
+    for migration in found:
+        if not 1 <= migration.compatible_from <= migration.version:
+            raise RuntimeError(
+                f"migration {migration.version:04d}_{migration.name}: compatible-from "
+                f"{migration.compatible_from} must be between 1 and {migration.version}"
+            )
     return tuple(found)
 
 

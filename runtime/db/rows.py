@@ -7,7 +7,14 @@ from typing import Any, NamedTuple
 
 from ..jobs import JobId
 
-__all__ = ["ClaimedJob", "FailedJob", "FetchedJob", "QueueRow"]
+__all__ = [
+    "ClaimedJob",
+    "FailedJob",
+    "FetchedJob",
+    "QueueMaxWait",
+    "QueueRow",
+    "WaitingJob",
+]
 
 
 class ClaimedJob(NamedTuple):
@@ -49,3 +56,21 @@ class QueueRow(NamedTuple):
     retry_limit: int
     expire_in: timedelta
     dead_letter: str | None
+
+
+# -- max_wait expiry --
+
+
+class WaitingJob(NamedTuple):
+    """A job that waited longer than its queue's ``max_wait``, about to fail."""
+
+    id: JobId
+    retry_count: int
+    waited: timedelta
+
+
+class QueueMaxWait(NamedTuple):
+    """A queue whose jobs may wait at most ``max_wait`` to start."""
+
+    name: str
+    max_wait: timedelta

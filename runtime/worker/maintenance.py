@@ -7,6 +7,9 @@ the one that gets it (a killed holder's lock dies with its connection) does the 
   than their queue's ``expire_in`` count as a failed attempt (retry with backoff, or failed and
   dead-lettered). It is one statement that locks with SKIP LOCKED and rechecks the state, so a
   completion racing it wins or waits, and is never undone.
+* max_wait: queued jobs (created or retry) of a queue with a ``max_wait`` that have been due for
+  longer than it fail at once, without retry, and are dead-lettered like any final failure
+  (``WaitExpired``), in bounded batches like retention.
 * retention: finished jobs older than their queue's ``retention`` are deleted in bounded batches
   (each its own short transaction under a statement timeout) until done or out of time.
 
@@ -28,6 +31,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ..db import QueueRow, Store
 from ..db.encoding import error_document
+from ..db.rows import WaitingJob
 
 __all__ = ["Maintenance", "MaintenanceResult"]
 
@@ -50,6 +54,8 @@ _EXPIRE_GRACE = timedelta(seconds=1)
 class MaintenanceResult:
     rescued: int = 0
     deleted: int = 0
+    #: Queued jobs failed because they waited longer than their queue's max_wait.
+    expired: int = 0
 
 
 class Maintenance:
@@ -84,6 +90,12 @@ class Maintenance:
         while True:
             try:
                 result = await self.run_once()
+                if result is not None and result.expired:
+                    log.info(
+                        "maintenance: failed %d jobs that waited longer than their queue's "
+                        "max_wait",
+                        result.expired,
+                    )
                 if result is not None and (result.rescued or result.deleted):
                     log.info(
                         "maintenance: rescued %d jobs, deleted %d finished jobs",
@@ -116,6 +128,8 @@ class Maintenance:
                 result.rescued += rescued
                 if rescued < self._batch or time.monotonic() > deadline:
                     break
+            if not await self._expire_waiting(conn, result, deadline):
+                return result
             queues = await self._store.queue_list(conn)
             self._on_queues(queues)  # keeps this process's queue cache fresh too
             for queue in queues:
@@ -130,3 +144,44 @@ class Maintenance:
                     if deleted < self._batch:
                         break
         return result
+
+    # -- max_wait expiry --
+
+    async def _expire_waiting(
+        self, conn: psycopg.AsyncConnection[Any], result: MaintenanceResult, deadline: float
+    ) -> bool:
+        """Fail the jobs that waited longer than their queue's max_wait, batch by batch,
+        counted in ``result``; False when the maintenance lock went to another process."""
+        for queue in await self._store.queue_max_waits(conn):
+            while time.monotonic() < deadline:
+                async with conn.transaction():
+                    if not await self._store.maintenance_lock(conn):
+                        return False
+                    waiting = await self._store.job_expire_waiting(
+                        conn, queue.name, queue.max_wait, self._batch
+                    )
+                    if waiting:
+                        await self._store.job_fail_many(
+                            conn,
+                            [job.id for job in waiting],
+                            [None] * len(waiting),
+                            [_wait_error(job, queue.max_wait) for job in waiting],
+                            [True] * len(waiting),
+                        )
+                result.expired += len(waiting)
+                if len(waiting) < self._batch:
+                    break
+        return True
+
+
+def _wait_error(job: WaitingJob, max_wait: timedelta) -> str:
+    waited = timedelta(seconds=round(job.waited.total_seconds()))
+    if job.retry_count == 0:
+        history = "it never started"
+    else:
+        history = f"its {job.retry_count} earlier attempt(s) had failed"
+    return error_document(
+        f"the job waited {waited} to start, longer than its queue's max_wait of {max_wait} "
+        f"({history}); failed without running, no retry",
+        kind="WaitExpired",
+    )

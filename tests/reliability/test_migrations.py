@@ -11,7 +11,7 @@ import pytest
 from psycopg import sql
 
 from typed_queues.runtime import Boss
-from typed_queues.runtime.db.migrations import CODE_VERSION
+from typed_queues.runtime.db.queries import MIGRATIONS
 
 from ._harness import Procs
 
@@ -37,7 +37,7 @@ async def test_fault19_migrate_from_five_processes(
         assert await proc.wait_exit(timeout=60) == 0, proc.stdout() + proc.stderr()[-3000:]
         assert "MIGRATED" in proc.stdout()
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        assert await _version_rows(conn, schema_name) == list(range(1, CODE_VERSION + 1))
+        assert await _version_rows(conn, schema_name) == [m.version for m in MIGRATIONS]
 
 
 async def test_fault19_failure_mid_migration_rolls_back(dsn: str, schema_name: str) -> None:
@@ -81,4 +81,4 @@ async def test_fault19_failure_mid_migration_rolls_back(dsn: str, schema_name: s
             )
         async with Boss(dsn, schema=schema_name):
             pass
-        assert await _version_rows(conn, schema_name) == list(range(1, CODE_VERSION + 1))
+        assert await _version_rows(conn, schema_name) == [m.version for m in MIGRATIONS]

@@ -11,7 +11,7 @@ import pytest
 from rt_support import make_queue, rows, scalar
 
 from typed_queues.runtime import Boss, ConfigurationError, SchemaVersionError
-from typed_queues.runtime.db.migrations import CODE_VERSION
+from typed_queues.runtime.db.queries import MIGRATIONS
 
 pytest_plugins = ["rt_fixtures"]
 
@@ -23,7 +23,7 @@ async def test_migrate_is_idempotent_and_concurrent(
     await asyncio.gather(*(b.migrate() for b in bosses))
     await asyncio.gather(*(b.migrate() for b in bosses))
     versions = await rows(db, schema_name, "SELECT version FROM {schema}.version ORDER BY 1")
-    assert [v for (v,) in versions] == list(range(1, CODE_VERSION + 1))
+    assert [v for (v,) in versions] == [m.version for m in MIGRATIONS]
     async with Boss(dsn, schema=schema_name) as boss:
         await make_queue(boss)
         assert await boss.send("q", {})

@@ -27,10 +27,11 @@ INSERT INTO {schema}.version (version, name) VALUES (%(version)s, %(name)s);
 -- name: create_queue
 INSERT INTO {schema}.queue (
     name, retry_limit, retry_delay, retry_backoff, retry_max_delay, retry_jitter,
-    expire_in, retention, dead_letter, description
+    expire_in, retention, dead_letter, description, max_wait
 ) VALUES (
     %(name)s, %(retry_limit)s, %(retry_delay)s, %(retry_backoff)s, %(retry_max_delay)s,
-    %(retry_jitter)s, %(expire_in)s, %(retention)s, %(dead_letter)s, %(description)s
+    %(retry_jitter)s, %(expire_in)s, %(retention)s, %(dead_letter)s, %(description)s,
+    %(max_wait)s::interval
 )
 ON CONFLICT (name) DO UPDATE SET
     retry_limit = EXCLUDED.retry_limit,
@@ -42,6 +43,7 @@ ON CONFLICT (name) DO UPDATE SET
     retention = EXCLUDED.retention,
     dead_letter = EXCLUDED.dead_letter,
     description = EXCLUDED.description,
+    max_wait = EXCLUDED.max_wait,
     updated_on = now();
 
 -- name: list_queues
