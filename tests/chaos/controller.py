@@ -25,6 +25,7 @@ import signal
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -374,10 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     code = 2
     try:
         code = asyncio.run(_main(args, run_dir))
-    except (Exception, asyncio.CancelledError) as exc:
+    except asyncio.CancelledError:
+        print("interrupted (SIGTERM or SIGINT); everything the soak started is stopped")
+    except Exception as exc:
         print(f"the soak itself failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        import traceback
-
         traceback.print_exc()
     if code == 0:
         print(f"PASS (seed {args.seed})", flush=True)

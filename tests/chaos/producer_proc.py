@@ -88,6 +88,8 @@ class Producer:
         ms = rng.randint(10, 150) if roll < 0.7 else rng.randint(150, 800)
         if roll >= 0.95:
             ms = rng.randint(1000, 2500)
+        if roll >= 0.98:  # longer than the lease: only heartbeats keep it
+            ms = rng.randint(3500, 6000)
         fail_roll = rng.random()
         limit = config.RETRY_LIMITS[queue]
         fail = 0 if fail_roll < 0.85 else 1 if fail_roll < 0.95 else limit + 1

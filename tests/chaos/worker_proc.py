@@ -1,13 +1,13 @@
 """One soak worker process: ``python -m tests.chaos.worker_proc NAME DSN RECORD_FILE PPID``.
 
-It runs a ``Worker`` on each worked queue (``config.WORKED``) through the runtime's public API
-and records every handler run in its history file: a ``start`` line (worker, pid, job id,
-queue, attempt, fence) before the work and an ``end`` line (``ok``, ``error``, ``perm`` or
-``cancelled``) after it. The job's data says what the run does: ``ms`` milliseconds of work,
-then an error on attempts up to ``fail``, or a permanent error on the first attempt when
-``perm``. The output of a successful run names the run (worker, pid, fence, attempt), so the
-checker can tell which run's result was written. Prints READY once its workers run; SIGTERM
-stops them gracefully.
+It runs an async ``Worker`` on ``chaos.main`` and a sync handler in threads (``Boss.worker``)
+on ``chaos.strict``, through the runtime's public API, and records every handler run in its
+history file: a ``start`` line (worker, pid, job id, queue, attempt, fence) before the work and
+an ``end`` line (``ok``, ``error``, ``perm`` or ``cancelled``) after it. The job's data says
+what the run does: ``ms`` milliseconds of work, then an error on attempts up to ``fail``, or a
+permanent error on the first attempt when ``perm``. The output of a successful run names the
+run (worker, pid, fence, attempt), so the checker can tell which run's result was written.
+Prints READY once its workers run; SIGTERM stops them gracefully.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from typed_queues.runtime import Boss, JobContext, PermanentJobError, Worker, start_workers
 
@@ -31,27 +32,56 @@ START_DEADLINE_S = 90.0
 STOP_TIMEOUT_S = 5.0
 
 
+def _outcome(data: dict[str, Any], attempt: int) -> str:
+    """What a run of this job does after its work: ``ok``, ``perm`` or ``error``."""
+    if data.get("perm") and attempt == 1:
+        return "perm"
+    if attempt <= int(data.get("fail", 0)):
+        return "error"
+    return "ok"
+
+
+def _finish(outcome: str, ctx: JobContext, name: str, pid: int) -> dict[str, Any]:
+    if outcome == "perm":
+        raise PermanentJobError("permanent failure on purpose")
+    if outcome == "error":
+        raise RuntimeError(f"failure on purpose (attempt {ctx.attempt})")
+    return {"w": name, "pid": pid, "f": ctx.fence, "a": ctx.attempt}
+
+
 def make_handler(name: str, recorder: Recorder) -> Callable[[JobContext], Awaitable[object]]:
+    """The async handler (``Worker``): cancelled at an ``await`` when its lease is lost."""
     pid = os.getpid()
 
     async def handler(ctx: JobContext) -> object:
-        job = str(ctx.id)
-        attempt, fence = ctx.attempt, ctx.fence
+        job, attempt, fence = str(ctx.id), ctx.attempt, ctx.fence
         recorder.write("start", w=name, pid=pid, id=job, q=ctx.queue, a=attempt, f=fence)
-        data = ctx.data
         outcome = "cancelled"
         try:
-            await asyncio.sleep(float(data.get("ms", 0)) / 1000.0)
-            if data.get("perm") and attempt == 1:
-                outcome = "perm"
-                raise PermanentJobError("permanent failure on purpose")
-            if attempt <= int(data.get("fail", 0)):
-                outcome = "error"
-                raise RuntimeError(f"failure on purpose (attempt {attempt})")
-            outcome = "ok"
+            await asyncio.sleep(float(ctx.data.get("ms", 0)) / 1000.0)
+            outcome = _outcome(ctx.data, attempt)
         finally:
             recorder.write("end", w=name, pid=pid, id=job, a=attempt, f=fence, out=outcome)
-        return {"w": name, "pid": pid, "f": fence, "a": attempt}
+        return _finish(outcome, ctx, name, pid)
+
+    return handler
+
+
+def make_sync_handler(name: str, recorder: Recorder) -> Callable[[JobContext], object]:
+    """The sync handler (``Boss.worker``, run in a thread): it cannot be interrupted, so a run
+    whose lease was lost goes on to its end, and its result is ignored."""
+    pid = os.getpid()
+
+    def handler(ctx: JobContext) -> object:
+        job, attempt, fence = str(ctx.id), ctx.attempt, ctx.fence
+        recorder.write("start", w=name, pid=pid, id=job, q=ctx.queue, a=attempt, f=fence)
+        outcome = "cancelled"
+        try:
+            time.sleep(float(ctx.data.get("ms", 0)) / 1000.0)
+            outcome = _outcome(ctx.data, attempt)
+        finally:
+            recorder.write("end", w=name, pid=pid, id=job, a=attempt, f=fence, out=outcome)
+        return _finish(outcome, ctx, name, pid)
 
     return handler
 
@@ -60,6 +90,7 @@ async def start(name: str, dsn: str, recorder: Recorder) -> Boss:
     """Start the Boss and the workers, retrying (bounded) while the database is unreachable."""
     deadline = time.monotonic() + START_DEADLINE_S
     handler = make_handler(name, recorder)
+    sync_handler = make_sync_handler(name, recorder)
     while True:
         boss = config.make_boss(dsn)
         try:
@@ -67,13 +98,19 @@ async def start(name: str, dsn: str, recorder: Recorder) -> Boss:
             workers = [
                 Worker(
                     boss,
-                    queue,
+                    config.MAIN,
                     handler,
                     concurrency=config.CONCURRENCY,
-                    label=f"{name}:{queue}",
+                    label=f"{name}:main",
                     shutdown_grace=STOP_TIMEOUT_S,
-                )
-                for queue in config.WORKED
+                ),
+                boss.worker(
+                    config.STRICT,
+                    sync_handler,
+                    concurrency=config.CONCURRENCY,
+                    label=f"{name}:strict",
+                    shutdown_grace=STOP_TIMEOUT_S,
+                ),
             ]
             await start_workers(*workers)
             return boss
