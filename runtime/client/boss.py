@@ -35,6 +35,7 @@ from .queue_cache import QueueCache, QueueInfo, info_of
 from .sender import Sender
 
 if TYPE_CHECKING:
+    from ..db.rows import JobDataRow
     from ..worker.maintenance import MaintenanceResult
     from ..worker.worker import Worker
 
@@ -71,8 +72,11 @@ class Boss:
         connect_timeout: Duration = 30.0,
         prepare: bool = True,
         connection_lifetime: Duration = timedelta(hours=1),
+        pgbouncer: bool = False,
+        listen_dsn: str | None = None,
     ) -> None:
-        self._store = Store(schema, prepare=bool(prepare))  # validates the schema name
+        # pgbouncer: a transaction pooler keeps neither prepared statements nor LISTEN.
+        self._store = Store(schema, prepare=bool(prepare) and not pgbouncer)  # validates schema
         self.schema = schema
         self.source = source
         self._dsn = dsn
@@ -85,12 +89,13 @@ class Boss:
                 if heartbeat_interval is None
                 else seconds("heartbeat_interval", heartbeat_interval)
             ),
-            listen=bool(listen),
+            listen=bool(listen) and (listen_dsn is not None or not pgbouncer),
             maintenance=bool(maintenance),
             maintenance_interval=seconds("maintenance_interval", maintenance_interval),
             retention_batch=positive_int("retention_batch", retention_batch),
             pool_size=positive_int("worker_pool_size", worker_pool_size),
             connection_lifetime=seconds("connection_lifetime", connection_lifetime),
+            listen_dsn=listen_dsn,
         )
         self._connections = ClientConnections(
             schema,
@@ -392,3 +397,20 @@ class Boss:
             on_queues=self._queues.load,
         )
         return await maintenance.run_once()
+
+    # -- test helpers (typed_queues.runtime.testing) --
+
+    async def jobs_of(self, queue: str, *, event: str | None = None) -> list[JobDataRow]:
+        """Every job of ``queue`` in any state (only those of ``event``, when given), oldest
+        first: id, state and stored data. For tests: it reads the whole queue at once."""
+        validate_queue_name(queue)
+        return await self._connections.with_retry(
+            lambda c: self._store.testing_jobs_of(c, queue, event)
+        )
+
+    async def make_due(self, queues: Iterable[str], *, within: timedelta | None = None) -> int:
+        """Make the queued jobs of ``queues`` that are due within ``within`` from now (every
+        delayed or retrying one when None) due now; returns how many. For tests."""
+        names = [validate_queue_name(queue) for queue in queues]
+        async with self._connections.pool().connection() as conn:
+            return await self._store.testing_make_due(conn, names, within)

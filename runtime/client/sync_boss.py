@@ -20,6 +20,7 @@ from ..config import resolve_dsn
 from ..db import SyncConn, SyncStore
 from ..db.connect import connection_kwargs
 from ..db.identifiers import validate_queue_name
+from ..db.rows import JobDataRow
 from ..errors import ConfigurationError, UnknownQueueError
 from ..jobs import Job, JobId
 from ..options import positive_int
@@ -48,8 +49,10 @@ class SyncBoss:
         max_pool_size: int = 4,
         copy_threshold: int = 2000,
         prepare: bool = True,
+        pgbouncer: bool = False,
     ) -> None:
-        self._store = SyncStore(schema, prepare=bool(prepare))
+        # pgbouncer: a transaction pooler keeps no prepared statements between transactions.
+        self._store = SyncStore(schema, prepare=bool(prepare) and not pgbouncer)
         self.schema = schema
         self.source = source
         self._dsn = dsn
@@ -195,3 +198,12 @@ class SyncBoss:
     def get_job(self, job_id: JobId, *, conn: SyncConn | None = None) -> Job | None:
         """The job with this id, or None."""
         return self._run(conn, lambda c: self._store.job_get(c, job_id))
+
+    # -- test helpers (typed_queues.runtime.testing) --
+
+    def jobs_of(
+        self, queue: str, *, event: str | None = None, conn: SyncConn | None = None
+    ) -> list[JobDataRow]:
+        """``Boss.jobs_of``: every job of ``queue`` (of ``event``, when given), oldest first."""
+        validate_queue_name(queue)
+        return self._run(conn, lambda c: self._store.testing_jobs_of(c, queue, event))

@@ -7,14 +7,7 @@ from typing import Any, NamedTuple
 
 from ..jobs import JobId
 
-__all__ = [
-    "ClaimedJob",
-    "FailedJob",
-    "FetchedJob",
-    "QueueMaxWait",
-    "QueueRow",
-    "WaitingJob",
-]
+__all__ = ["ClaimedJob", "FailedJob", "FetchedJob", "JobDataRow", "QueueRow"]
 
 
 class ClaimedJob(NamedTuple):
@@ -58,19 +51,12 @@ class QueueRow(NamedTuple):
     dead_letter: str | None
 
 
-# -- max_wait expiry --
+# -- testing --
 
 
-class WaitingJob(NamedTuple):
-    """A job that waited longer than its queue's ``max_wait``, about to fail."""
+class JobDataRow(NamedTuple):
+    """A job as the test helpers read it back: its id, state and stored data."""
 
     id: JobId
-    retry_count: int
-    waited: timedelta
-
-
-class QueueMaxWait(NamedTuple):
-    """A queue whose jobs may wait at most ``max_wait`` to start."""
-
-    name: str
-    max_wait: timedelta
+    state: str
+    data: dict[str, Any]

@@ -211,28 +211,13 @@ class Statements:
     def ping(self) -> Statement:
         return self._custom("ping")
 
-    # -- max_wait expiry ---------------------------------------------------------------------
+    # -- testing --
 
-    def queue_max_waits(self) -> Statement:
-        return self._custom("queue_max_waits")
+    def testing_jobs_of(self, queue: str, event: str | None) -> Statement:
+        return self._custom("testing_jobs_of", {"queue": queue, "event": event})
 
-    def job_expire_waiting(self, queue: str, max_wait: timedelta, limit: int) -> Statement:
-        """Lock and mark, for this transaction only, jobs of ``queue`` due for longer than
-        ``max_wait``; ``job_fail_many`` with ``permanent`` then fails them."""
-        return self._custom(
-            "job_expire_waiting", {"queue": queue, "max_wait": max_wait, "limit": limit}
-        )
+    def testing_make_due(self, queues: Sequence[str], within: timedelta | None) -> Statement:
+        return self._custom("testing_make_due", {"queues": list(queues), "within": within})
 
-    # -- rolling upgrades --------------------------------------------------------------------
-
-    def schema_compatible_from(self) -> Statement:
-        return self._custom("schema_compatible_from")
-
-    def schema_record_compatible_from(self, migrations: Sequence[Migration]) -> Statement:
-        return self._custom(
-            "schema_record_compatible_from",
-            {
-                "versions": [m.version for m in migrations],
-                "floors": [m.compatible_from for m in migrations],
-            },
-        )
+    def testing_schema_drop(self) -> Statement:
+        return self._custom("testing_schema_drop")

@@ -13,9 +13,9 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ..jobs import Job, JobId
-from .migrations import CODE_VERSION, check_version
+from .migrations import check_version
 from .queries import MIGRATIONS
-from .rows import QueueRow
+from .rows import JobDataRow, QueueRow
 from .statements import Statement, Statements
 
 __all__ = ["SyncConn", "SyncStore"]
@@ -43,13 +43,10 @@ class SyncStore:
             self._rows(conn, sql.migration_lock())
             self._rows(conn, sql.migration_bootstrap())
             [(current,)] = self._rows(conn, sql.schema_version())
-            if current > CODE_VERSION:  # a rolling deploy: accepted with a warning, or refused
-                check_version(self.schema, int(current), self.schema_compatible_from(conn))
-                return 0
+            check_version(self.schema, int(current))
             for migration in [m for m in MIGRATIONS if m.version > current]:
                 self._rows(conn, sql.migration_apply(migration))
                 self._rows(conn, sql.migration_record(migration))
-            self._rows(conn, sql.schema_record_compatible_from(MIGRATIONS))
             return sum(1 for m in MIGRATIONS if m.version > current)
 
     def queue_upsert(self, conn: SyncConn, params: dict[str, Any]) -> None:
@@ -92,9 +89,12 @@ class SyncStore:
             row = cur.execute(stmt.sql, stmt.params, prepare=stmt.prepare).fetchone()
         return None if row is None else Job.from_row(row)
 
-    # -- rolling upgrades --
+    # -- testing --
 
-    def schema_compatible_from(self, conn: SyncConn) -> int:
-        """``Store.schema_compatible_from`` on a sync connection."""
-        [(floor,)] = self._rows(conn, self.sql.schema_compatible_from())
-        return int(floor)
+    def testing_jobs_of(self, conn: SyncConn, queue: str, event: str | None) -> list[JobDataRow]:
+        """``Store.testing_jobs_of`` on a sync connection."""
+        return list(map(JobDataRow._make, self._rows(conn, self.sql.testing_jobs_of(queue, event))))
+
+    def testing_schema_drop(self, conn: SyncConn) -> None:
+        """Drop the whole schema, queue tables and all (for throwaway test schemas)."""
+        self._rows(conn, self.sql.testing_schema_drop())

@@ -39,6 +39,8 @@ class WorkerSettings:
     retention_batch: int
     pool_size: int
     connection_lifetime: float
+    #: Where the listener connects when the pooled DSN cannot LISTEN (a transaction pooler).
+    listen_dsn: str | None = None
 
 
 class WorkerServices:
@@ -74,7 +76,11 @@ class WorkerServices:
             if "application_name" in listen_kwargs:
                 listen_kwargs["application_name"] = "queues-listener"
             self.listener = Listener(
-                store, conninfo, listen_kwargs, self._on_notify, self._wake_all
+                store,
+                settings.listen_dsn or conninfo,
+                listen_kwargs,
+                self._on_notify,
+                self._wake_all,
             )
         self.maintenance: Maintenance | None = None
         if settings.maintenance:

@@ -367,6 +367,73 @@ class Worker:
         unwinding = [r.task for _, r in leftovers if r.task is not None]
         await asyncio.wait(unwinding, timeout=1.0)
 
+    # -- one-shot runs (typed_queues.runtime.testing) --
+
+    async def run_ready(self, *, limit: int | None = None) -> list[OneShotRun]:
+        """Claim and run this queue's due jobs one at a time, in claim order, until none is
+        due (or ``limit`` ran), each result written before the next claim; return what ran.
+
+        For tests (``testing.drain``), instead of ``start()``: no background task and no
+        expiry timer. The worker must not be running.
+        """
+        if self.running:
+            raise ConfigurationError(
+                f"worker {self.label!r} is running: run_ready() runs a worker that was not "
+                "started (stop it first, or drain with another worker of the queue)"
+            )
+        services = await self.boss.attach_worker(self)
+        ran: list[OneShotRun] = []
+        try:
+            while limit is None or len(ran) < limit:
+                claimed = await services.claim(self.queue, 1)
+                if not claimed:
+                    break
+                ran.append(await self._run_one(services, claimed[0]))
+        finally:
+            self.boss.detach_worker(self)
+        return ran
+
+    async def _run_one(self, services: WorkerServices, job: ClaimedJob) -> OneShotRun:
+        writer = services.writer
+        job_id, fence = job.id, job.fence
+
+        async def heartbeat() -> None:
+            await writer.heartbeat_one(job_id, fence)
+
+        ctx = JobContext(
+            job_id,
+            self.queue,
+            job.data,
+            attempt=job.retry_count + 1,
+            fence=fence,
+            heartbeat=heartbeat,
+        )
+        writer.track(job_id, fence)
+        error: BaseException | None = None
+        output: object = None
+        try:
+            output = await self._processor(ctx)
+        except BaseException as exc:  # recorded like the worker does, whatever it is
+            current = asyncio.current_task()
+            if isinstance(exc, asyncio.CancelledError) and current and current.cancelling():
+                writer.untrack(job_id)  # the caller was cancelled, not the handler
+                raise
+            error = exc
+            writer.fail(job_id, fence, error_document(exc), isinstance(exc, PermanentJobError))
+        else:
+            writer.complete(job_id, fence, encode_output(output))
+        await writer.flush()
+        return OneShotRun(ctx, error, output)
+
+
+@dataclass(frozen=True, slots=True)
+class OneShotRun:
+    """One job run by ``Worker.run_ready()``: its context, and its error or its output."""
+
+    job: JobContext
+    error: BaseException | None
+    output: object
+
 
 async def start_workers(*workers: Worker) -> None:
     """Start every worker; log once that all run. On a failure, stop the ones already started

@@ -26,7 +26,10 @@ ALLOWED: dict[str, set[str]] = {
     "worker": CORE | {"db", "policy", "worker"},
     "client": CORE | {"db", "policy", "client", "worker"},
     "typed": CORE | {"db", "policy", "client", "worker", "__init__"},
-    "testing": CORE | {"db", "policy", "client", "worker", "typed", "__init__"},
+    "testing": CORE | {"db", "policy", "client", "worker", "typed", "embedded", "__init__"},
+    # Each integration is imported only by its user's FastAPI, Django or SQLAlchemy code.
+    "integrations": CORE
+    | {"db", "policy", "client", "worker", "typed", "integrations", "__init__"},
     "embedded": CORE,
     "cli": CORE | {"db", "policy", "client", "worker", "cli", "embedded"},
     "__init__": CORE | {"db", "policy", "client", "worker"},
