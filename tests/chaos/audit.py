@@ -10,8 +10,10 @@ Heartbeats (which change neither) are not recorded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -94,6 +96,26 @@ class Snapshot:
     transitions: list[Transition]
     retry_limits: dict[str, int]
     dead_letters: dict[str, str | None]
+
+    def save(self, path: Path) -> None:
+        """Write it as JSON (``load`` reads it back: the checker can run again offline)."""
+        document = {
+            "rows": [asdict(row) for row in self.rows],
+            "transitions": [asdict(tr) for tr in self.transitions],
+            "retry_limits": self.retry_limits,
+            "dead_letters": self.dead_letters,
+        }
+        path.write_text(json.dumps(document, separators=(",", ":")))
+
+    @classmethod
+    def load(cls, path: Path) -> Snapshot:
+        document = json.loads(path.read_text())
+        return cls(
+            [JobRow(**row) for row in document["rows"]],
+            [Transition(**tr) for tr in document["transitions"]],
+            document["retry_limits"],
+            document["dead_letters"],
+        )
 
 
 def _q(template: str) -> sql.Composed:

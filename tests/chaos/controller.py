@@ -67,6 +67,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "removed after a passing run)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the workdir after a pass")
+    parser.add_argument(
+        "--recheck",
+        type=Path,
+        default=None,
+        metavar="WORKDIR",
+        help="run no soak: check the history and snapshot a run left there",
+    )
     args = parser.parse_args(argv)
     if args.seed is None:
         args.seed = int.from_bytes(os.urandom(4), "big") % 1_000_000
@@ -296,6 +303,8 @@ class Soak:
         ) as conn:
             self.recorder.write("sample", dups=await audit.singleton_duplicates(conn))
             snap = await audit.snapshot(conn)
+        snap.save(self.run_dir / "snapshot.json")
+        (self.run_dir / "drained").write_text(f"{self.drained}\n")
         self.say("checking the history")
         return check(self.history, snap, drained=self.drained)
 
@@ -367,8 +376,20 @@ async def _main(args: argparse.Namespace, run_dir: Path) -> int:
     return 0 if report.ok else 1
 
 
+def recheck(args: argparse.Namespace) -> int:
+    """Check a kept run again (history + snapshot.json), e.g. after changing the checker."""
+    run_dir: Path = args.recheck
+    snap = audit.Snapshot.load(run_dir / "snapshot.json")
+    drained = (run_dir / "drained").read_text().strip() == "True"
+    report = check(lambda: read_history(run_dir / "history"), snap, drained=drained)
+    print(summary(report, args, run_dir), flush=True)
+    return 0 if report.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.recheck is not None:
+        return recheck(args)
     run_dir = args.workdir or Path(tempfile.mkdtemp(prefix="chaos-run-"))
     run_dir.mkdir(parents=True, exist_ok=True)
     print(f"chaos soak: seed {args.seed}, {args.minutes:g} min, workdir {run_dir}", flush=True)
