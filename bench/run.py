@@ -4,6 +4,9 @@
     python bench/run.py --quick         # a few seconds per system -> bench/results/quick/
     python bench/run.py --systems queues pgboss --kinds work_c10 latency --rounds 1
                                         # a partial run -> bench/.cache/results-partial/
+    python bench/run.py --scale         # the scale curves (issue 17) -> bench/results/scale.*
+    python bench/run.py --scale --scale-parts sustained --sustained-minutes 2
+                                        # one part, shorter; it replaces that part in scale.json
 
 The peers are installed by the harness under bench/.cache (PyPI virtualenvs, npm for pg-boss);
 one that cannot be installed is reported as unavailable. Every system gets a fresh database per
@@ -15,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -36,6 +41,7 @@ from benchlib.envs import Env  # noqa: E402
 from benchlib.machine import machine_info  # noqa: E402
 from benchlib.report import write_json, write_markdown  # noqa: E402
 from benchlib.runner import RUN_KINDS, Context, Sample, StepError, log, run_driver  # noqa: E402
+from benchlib.scale import PARTS, ScaleOptions, run_scale  # noqa: E402
 from benchlib.stats import METRICS, summarize  # noqa: E402
 from benchlib.systems import System, systems_by_name  # noqa: E402
 from benchlib.targets import check_targets  # noqa: E402
@@ -77,6 +83,49 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-upgrade", action="store_true", help="reuse cached peer installs")
     p.add_argument(
         "--redraw", action="store_true", help="only draw latest.png again from latest.json"
+    )
+    s = p.add_argument_group("scale curves (--scale; never part of --quick)")
+    s.add_argument("--scale", action="store_true", help="run the scale curves, not the table")
+    s.add_argument(
+        "--scale-parts",
+        nargs="+",
+        default=list(PARTS),
+        choices=PARTS,
+        help="which parts (default all)",
+    )
+    s.add_argument(
+        "--scale-jobs",
+        type=int,
+        default=20_000,
+        help="jobs enqueued and handled per point (default 20,000)",
+    )
+    s.add_argument("--scale-concurrency", type=int, default=50, help="per worker (default 50)")
+    s.add_argument("--scale-backlogs", nargs="+", type=int, default=[10_000, 100_000, 1_000_000])
+    s.add_argument(
+        "--scale-backlog-systems",
+        nargs="+",
+        default=["queues", "engine", "floor"],
+        choices=["queues", "engine", "floor"],
+    )
+    s.add_argument("--scale-queues", nargs="+", type=int, default=[1, 100, 1_000])
+    s.add_argument("--scale-queue-backlog", type=int, default=100_000)
+    s.add_argument("--scale-processes", nargs="+", type=int, default=[1, 4, 16])
+    s.add_argument("--scale-process-jobs", type=int, default=60_000)
+    s.add_argument("--sustained-minutes", type=float, default=20.0)
+    s.add_argument(
+        "--sustained-rate", type=float, help="jobs/s (default: half the worker's measured maximum)"
+    )
+    s.add_argument(
+        "--sustained-retention",
+        type=float,
+        default=60.0,
+        help="seconds finished jobs are kept (default 60)",
+    )
+    s.add_argument(
+        "--scale-sample",
+        type=float,
+        default=30.0,
+        help="seconds between sustained samples (default 30)",
     )
     return p.parse_args(argv)
 
@@ -162,8 +211,68 @@ def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(f"stopped by signal {signum}")
 
 
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return out.stdout.strip()
+
+
+def _scale(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """The scale curves: run the chosen parts, merge them into scale.json, draw scale.md/png."""
+    from benchlib.scale_report import merge_json, write_markdown
+
+    out = args.out or BENCH / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.redraw:
+        signal.signal(signal.SIGTERM, _terminate)
+        db.wait_ready(args.dsn, timeout=60)
+        for name in db.drop_stale(args.dsn):
+            log(f"dropped {name}, left by a harness that is gone")
+        tree = _runtime_tree()
+        opts = ScaleOptions(
+            args.dsn, args.cache, parts=args.scale_parts, jobs=args.scale_jobs,
+            concurrency=args.scale_concurrency, backlogs=args.scale_backlogs,
+            backlog_systems=args.scale_backlog_systems, queue_counts=args.scale_queues,
+            queue_backlog=args.scale_queue_backlog, processes=args.scale_processes,
+            process_jobs=args.scale_process_jobs, sustained_minutes=args.sustained_minutes,
+            sustained_rate=args.sustained_rate, sustained_retention_s=args.sustained_retention,
+            sample_s=args.scale_sample,
+        )  # fmt: skip
+        parts = run_scale(opts)
+        meta = {
+            "command": "python bench/run.py "
+            + " ".join(argv if argv is not None else sys.argv[1:]),
+            "finished_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "commit": _commit(),
+            "runtime_tree": tree if tree == _runtime_tree() else f"{tree} (changed during the run)",
+            "machine": machine_info(),
+            "postgres": db.server_facts(args.dsn),
+        }
+        doc = merge_json(out / "scale.json", parts, meta)
+    else:
+        doc = json.loads((out / "scale.json").read_text())
+    text = write_markdown(out / "scale.md", doc)
+    try:
+        from benchlib.scale_chart import write_scale_chart
+
+        write_scale_chart(out / "scale.png", doc)
+    except ImportError as exc:
+        log(f"no chart: {exc} (install matplotlib)")
+    print(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
+    if args.scale:
+        if args.quick:
+            raise SystemExit("--scale and --quick do not go together: the curves take minutes")
+        return _scale(args, argv)
     rounds = args.rounds or (1 if args.quick else 3)
     jobs = args.jobs or (1_000 if args.quick else 20_000)
     kinds = args.kinds or KINDS

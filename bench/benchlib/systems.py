@@ -17,7 +17,7 @@ from typing import Any
 from .envs import Env, install_node_package, install_venv
 from .sdk import generate_sdk
 
-__all__ = ["SYSTEMS", "System", "systems_by_name"]
+__all__ = ["SYSTEMS", "GeneratedSdk", "System", "systems_by_name"]
 
 BENCH = Path(__file__).resolve().parents[1]
 DRIVERS = BENCH / "drivers"
@@ -45,7 +45,7 @@ class System:
 
 
 @dataclass(frozen=True)
-class _GeneratedSdk(System):
+class GeneratedSdk(System):
     """This project through the SDK generated from the benchmark catalogue (benchlib/sdk.py)."""
 
     def prepare(self, cache: Path, *, upgrade: bool) -> Env:
@@ -77,7 +77,7 @@ class _PgBoss(System):
 
 
 SYSTEMS: tuple[System, ...] = (
-    _GeneratedSdk(
+    GeneratedSdk(
         "queues",
         "queues (generated SDK)",
         ours=True,

@@ -49,14 +49,14 @@ def _copy_columns(statement: bytes) -> list[str]:
     return [c.strip().decode() for c in match[1].split(b",")]
 
 
-def _aggregated_claim(claim: bytes) -> bytes:
+def aggregated_claim(claim: bytes) -> bytes:
     """``claim_work`` with its final SELECT replaced by one row: the number of jobs claimed and
     their ids and fences as array literals (no per-job row, no per-job Python object)."""
     head, sep, tail = claim.rpartition(b"\nSELECT ")
     if not sep or b"FROM claimed" not in tail:
         raise RuntimeError(
             "claim_work no longer ends with a SELECT from its `claimed` CTE: update "
-            "_aggregated_claim in bench/drivers/floor_driver.py to the new statement"
+            "aggregated_claim in bench/drivers/floor_driver.py to the new statement"
         )
     return (
         head + b"\nSELECT count(*)::int, array_agg(id)::text, array_agg(fence)::text FROM claimed"
@@ -174,7 +174,7 @@ class FloorSystem:
 
     async def drain(self, batch: int) -> None:
         """Claim and complete until the queue is empty, `batch` jobs per statement."""
-        claim = _aggregated_claim(self.q["claim_work"])
+        claim = aggregated_claim(self.q["claim_work"])
         complete = self.q["complete_many"]
         nulls = "{" + ",".join(["NULL"] * batch) + "}"
         params = {"queue": QUEUE, "limit": batch, "lease": LEASE}
