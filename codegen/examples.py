@@ -1,8 +1,8 @@
 """Check each event's optional ``example`` against the model generated for it.
 
 The models module of a domain is executed in a throwaway module, so a bad example is
-reported against the catalogue before anything is written. This runs where the module was
-generated (possibly a worker process), so it returns plain data, not catalogue errors.
+reported against the catalogue before anything is written. It returns plain data; the caller
+turns it into catalogue errors.
 """
 
 from __future__ import annotations

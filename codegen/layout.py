@@ -20,7 +20,6 @@ from .payloads import wrap_text
 __all__ = [
     "LINE_LENGTH",
     "Call",
-    "Comprehension",
     "Item",
     "Text",
     "all_list",
@@ -38,19 +37,15 @@ LINE_LENGTH = 100
 
 @dataclass(frozen=True)
 class Call:
-    """``head`` + arguments + ``tail``, e.g. ``Call("f(", ["a", "b"], ")")``."""
+    """``head`` + arguments + ``tail``, e.g. ``Call("f(", ["a", "b"], ")")``.
+
+    With ``tuple_display``, the items of a tuple: a lone item keeps its comma on one line too.
+    """
 
     head: str
     args: Sequence[Item]
     tail: str = ")"
-
-
-@dataclass(frozen=True)
-class Comprehension:
-    """``[element for ...]``."""
-
-    element: Item
-    clause: str
+    tuple_display: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,7 +56,7 @@ class Text:
     value: str
 
 
-Item = str | Call | Comprehension | Text
+Item = str | Call | Text
 
 
 def _chunks(value: str, width: int) -> list[str]:
@@ -81,11 +76,10 @@ def _chunks(value: str, width: int) -> list[str]:
 def _flat(item: Item) -> str:
     if isinstance(item, str):
         return item
-    if isinstance(item, Comprehension):
-        return f"[{_flat(item.element)} {item.clause}]"
     if isinstance(item, Text):
         return item.prefix + py_str(item.value)
-    return item.head + ", ".join(_flat(a) for a in item.args) + item.tail
+    comma = "," if item.tuple_display and len(item.args) == 1 else ""
+    return item.head + ", ".join(_flat(a) for a in item.args) + comma + item.tail
 
 
 def layout(item: Item, indent: int = 0, suffix: int = 0) -> str:
@@ -98,9 +92,6 @@ def layout(item: Item, indent: int = 0, suffix: int = 0) -> str:
     if isinstance(item, str) or (fits and "\n" not in flat):
         return flat
     pad = " " * (indent + 4)
-    if isinstance(item, Comprehension):
-        element = layout(item.element, indent + 4)
-        return "\n".join(["[", pad + element, pad + item.clause, " " * indent + "]"])
     if isinstance(item, Text):
         chunks = _chunks(item.value, LINE_LENGTH - indent - 4)
         body = [pad + py_str(chunk) for chunk in chunks]

@@ -2,7 +2,8 @@
 
 - domain ``billing``: package ``billing``.
 - queue ``invoices`` of ``billing``: database queue ``billing.invoices``; Protocol
-  ``InvoicesHandlers``, worker factory ``invoices_worker``, spec constant ``INVOICES``.
+  ``InvoicesHandlers``, worker factory ``invoices_worker``, spec constant ``INVOICES``, and
+  ``_INVOICES_ROUTES``, the private tuple of its routes.
 - event ``invoice-created``: ``data.event = "invoice-created"``; model ``InvoiceCreated``,
   ``enqueue_invoice_created`` (+ ``_many``, ``_sync``, ``_many_sync``), handler method
   ``on_invoice_created``.
@@ -36,6 +37,7 @@ __all__ = [
     "package_name",
     "protocol_class",
     "queue_constant",
+    "routes_constant",
     "snake",
     "worker_factory",
 ]
@@ -58,10 +60,10 @@ _IMPORTED = {
     "annotations", "Annotated", "Any", "AnyUrl", "AsyncConnection", "AwareDatetime",
     "BaseModel", "Boss", "Callable", "ConfigDict", "Connection", "EmailStr", "Enum",
     "Field", "InvalidPayloadError", "Iterable", "IPv4Address", "IPv6Address", "JobContext",
-    "JobId", "Literal", "Mapping", "PermanentJobError", "Protocol", "QueueSpec", "RetryPolicy",
-    "RootModel", "StrEnum", "SyncBoss", "TypeAliasType", "TypeVar", "UnknownEventError",
-    "UUID", "ValidationError", "Worker", "date", "datetime", "make_envelope", "process_job",
-    "time", "timedelta", "QUEUES", "create_queues",
+    "JobId", "Literal", "Mapping", "Payload", "PermanentJobError", "Protocol", "QueueSpec",
+    "RetryPolicy", "RootModel", "StrEnum", "SyncBoss", "TypeAliasType", "TypeVar",
+    "UnknownEventError", "UUID", "ValidationError", "Worker", "date", "datetime",
+    "make_envelope", "process_job", "time", "timedelta", "QUEUES", "create_queues",
 }  # fmt: skip
 RESERVED_NAMES = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | frozenset(_IMPORTED)
 
@@ -104,6 +106,11 @@ def worker_factory(queue: str) -> str:
 
 def queue_constant(queue: str) -> str:
     return snake(queue).upper()
+
+
+def routes_constant(queue: str) -> str:
+    """The private tuple of a queue's routes in ``handlers.py``."""
+    return f"_{queue_constant(queue)}_ROUTES"
 
 
 def model_class(event: str) -> str:

@@ -3,12 +3,10 @@
 One ``generate()`` call per domain. Its input is a schema whose ``$defs`` hold the domain's
 shared definitions and one entry per event payload (under the event's class name), so
 ``#/$defs/Money`` resolves the same way in both. The naming strategy keeps declared
-names (``primary-first``) and names inline objects after their parent
-(``InvoiceCreatedLine``); every declared name is asserted to exist in the output.
-
-``build_module`` is self-contained (a ``ModelsJob`` in, a ``GeneratedModule`` out: the text,
-its top-level names and the problems of the events' examples) so that it can run in a worker
-process; ``finish_models`` turns its result into catalogue errors in the parent.
+names (``primary-first``) and names inline objects and enums after their parent
+(``InvoiceCreatedLine``); every declared name is asserted to exist in the output. Its module
+is then rewritten (``rewrite``): enums become ``Literal`` aliases and the models derive from
+the runtime's ``Payload``. Last, each event's ``example`` is checked against its model.
 """
 
 from __future__ import annotations
@@ -23,15 +21,13 @@ from pathlib import Path as FilePath
 from typing import Any
 
 from .errors import CatalogueError, CatalogueInvalid, Path
-from .examples import ExampleProblem, example_problems
+from .examples import example_problems
 from .source import Source
 
 __all__ = [
-    "GeneratedModule",
     "ModelsJob",
     "ModelsModule",
-    "build_module",
-    "finish_models",
+    "build_models",
     "generate_module",
     "models_job",
     "wrap_text",
@@ -86,15 +82,6 @@ class ModelsJob:
     examples: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class GeneratedModule:
-    """The output of one job: ``models.py``, its top-level names, the examples' problems."""
-
-    text: str
-    defined: frozenset[str]
-    example_problems: tuple[ExampleProblem, ...] = ()
-
-
 def models_job(
     *,
     domain: str,
@@ -128,17 +115,18 @@ def models_job(
     )
 
 
-def finish_models(
-    module: GeneratedModule,
+def build_models(
+    job: ModelsJob,
     *,
     defs: Mapping[str, Any],
     events: Mapping[str, tuple[dict[str, Any], str, Path]],
     defs_path: Path,
     source: Source,
 ) -> ModelsModule:
-    """Check that every declared class kept its name and that every example matches its
-    model; raises ``CatalogueInvalid`` with every problem if not."""
-    defined = module.defined
+    """Generate one domain's module, check that every declared class kept its name and that
+    every example matches its model; raises ``CatalogueInvalid`` with every problem if not."""
+    text = generate_module(job)
+    defined = _top_level_names(text)
     missing: list[CatalogueError] = []
     for name in defs:
         if name not in defined:
@@ -152,12 +140,13 @@ def finish_models(
             missing.append(
                 source.error(path, f'class "{class_name}" is missing from the generated models')
             )
-    for class_name, loc, message in module.example_problems:
+    examples = {name: example for name, example in job.examples.items() if name in defined}
+    for class_name, loc, message in example_problems(job.domain, text, examples):
         event_path = events[class_name][2]
         missing.append(source.error((*event_path, "example", *loc), message))
     if missing:
         raise CatalogueInvalid(missing)
-    return ModelsModule(text=module.text, names=tuple(sorted(defined)))
+    return ModelsModule(text=text, names=tuple(sorted(defined)))
 
 
 def _prepared(schema: Any) -> Any:
@@ -179,20 +168,13 @@ def _prepared(schema: Any) -> Any:
     return result
 
 
-def build_module(job: ModelsJob) -> GeneratedModule:
-    """Generate one domain's module, list its names and check the examples against it."""
-    text = generate_module(job)
-    defined = frozenset(_top_level_names(text))
-    examples = {name: example for name, example in job.examples.items() if name in defined}
-    problems = example_problems(job.domain, text, examples)
-    return GeneratedModule(text, defined, tuple(problems))
-
-
 def generate_module(job: ModelsJob) -> str:
     """One domain's ``models.py`` text from datamodel-code-generator."""
     from datamodel_code_generator import generate
     from datamodel_code_generator.enums import DataModelType, InputFileType, NamingStrategy
     from datamodel_code_generator.format import Formatter, PythonVersion
+
+    from .rewrite import PAYLOAD_BASE, rewrite_models  # local: ``rewrite`` -> ``layout`` -> us
 
     with tempfile.TemporaryDirectory() as isolated, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -211,8 +193,7 @@ def generate_module(job: ModelsJob) -> str:
             custom_file_header=job.header,
             naming_strategy=NamingStrategy.PrimaryFirst,
             parent_scoped_naming=True,
-            capitalise_enum_members=True,
-            set_default_enum_member=True,
+            base_class=PAYLOAD_BASE,
             use_schema_description=True,
             use_field_description=True,
             use_type_alias=True,
@@ -225,7 +206,7 @@ def generate_module(job: ModelsJob) -> str:
         )
     if not isinstance(output, str):  # pragma: no cover - one input gives one module
         raise TypeError(f"datamodel-code-generator returned {type(output).__name__}, expected str")
-    return output.rstrip("\n") + "\n"
+    return rewrite_models(output.rstrip("\n") + "\n")
 
 
 def _top_level_names(text: str) -> set[str]:

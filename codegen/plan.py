@@ -21,7 +21,6 @@ class EventPlan:
     description: str
     model: str
     method: str
-    runner: str
     enqueue: str
     enqueue_many: str
     enqueue_sync: str
@@ -37,6 +36,7 @@ class QueuePlan:
     constant: str
     protocol: str
     worker: str
+    routes: str
     retry: EffectiveRetry
     expire_in: timedelta
     retention: timedelta
@@ -91,7 +91,6 @@ def build_plan(catalogue: Catalogue) -> list[DomainPlan]:
                     description=event.description,
                     model=names.model_class(event_name),
                     method=names.handler_method(event_name),
-                    runner=f"run_{names.snake(event_name)}",
                     enqueue=names.enqueue_names(event_name)[0],
                     enqueue_many=names.enqueue_names(event_name)[1],
                     enqueue_sync=names.enqueue_names(event_name)[2],
@@ -108,6 +107,7 @@ def build_plan(catalogue: Catalogue) -> list[DomainPlan]:
                     constant=names.queue_constant(queue_name),
                     protocol=names.protocol_class(queue_name),
                     worker=names.worker_factory(queue_name),
+                    routes=names.routes_constant(queue_name),
                     retry=defaults.merged(queue.retry),
                     expire_in=queue.expire_in or catalogue.defaults.expire_in,
                     retention=queue.retention or catalogue.defaults.retention,

@@ -10,7 +10,7 @@ import jinja2
 
 from .layout import (
     Call,
-    Comprehension,
+    Item,
     Text,
     all_list,
     docstring,
@@ -25,8 +25,6 @@ __all__ = [
     "HEADER_PREFIX",
     "HEADER_SUFFIX",
     "header_for",
-    "render_models",
-    "render_static",
     "render_tree",
 ]
 
@@ -41,39 +39,22 @@ def header_for(catalogue_name: str) -> str:
 
 def render_tree(plans: list[DomainPlan], catalogue_name: str) -> dict[str, str]:
     """Relative path (POSIX) -> file text, for the whole output package."""
-    files = render_static(plans, catalogue_name)
-    files.update(render_models(plans, catalogue_name))
-    return dict(sorted(files.items()))
-
-
-def render_static(plans: list[DomainPlan], catalogue_name: str) -> dict[str, str]:
-    """The files that do not depend on the generated models (most of the package)."""
     render = _renderer(catalogue_name)
     files: dict[str, str] = {}
     files["__init__.py"] = render(
         "package_init.py.jinja", catalogue=catalogue_name, domains=plans, queues=queue_order(plans)
     )
-    files["_support.py"] = render("support.py.jinja")
     files["py.typed"] = ""
     for plan in plans:
         base = f"{plan.package}/"
+        files[base + "__init__.py"] = render("domain_init.py.jinja", domain=plan)
         files[base + "queues.py"] = render("queues.py.jinja", domain=plan)
+        if plan.models.text:
+            files[base + "models.py"] = plan.models.text
         if plan.events:
             files[base + "enqueue.py"] = render("enqueue.py.jinja", domain=plan)
             files[base + "handlers.py"] = render("handlers.py.jinja", domain=plan)
-    return files
-
-
-def render_models(plans: list[DomainPlan], catalogue_name: str) -> dict[str, str]:
-    """Each domain's ``models.py`` and its ``__init__.py``, which re-exports the models."""
-    render = _renderer(catalogue_name)
-    files: dict[str, str] = {}
-    for plan in plans:
-        base = f"{plan.package}/"
-        files[base + "__init__.py"] = render("domain_init.py.jinja", domain=plan)
-        if plan.models.text:
-            files[base + "models.py"] = plan.models.text
-    return files
+    return dict(sorted(files.items()))
 
 
 def _renderer(catalogue_name: str) -> Callable[..., str]:
@@ -103,17 +84,16 @@ def _environment() -> jinja2.Environment:
         docstring=docstring,
         enqueue_doc=_enqueue_doc,
         enqueue_names=_enqueue_names,
-        envelope=_envelope,
-        envelopes=_envelopes,
         from_import=from_import,
         handler_names=_handler_names,
         layout=layout,
-        parse_call=_parse_call,
-        process_call=_process_call,
         protocol_doc=_protocol_doc,
         py_str=py_str,
         queue_doc=_queue_doc,
         queue_spec=_queue_spec,
+        queue_tuple=_queue_tuple,
+        routes=_routes,
+        send=_send,
         signature=_signature,
         worker_doc=_worker_doc,
     )
@@ -124,13 +104,28 @@ def _signature(head: str, params: Iterable[str], tail: str) -> Call:
     return Call(head, list(params), tail)
 
 
-def _envelope(event: EventPlan, variable: str) -> Call:
-    """The job data of one payload, built by ``_support.envelope``."""
-    return Call("envelope(", [py_str(event.name), variable, "boss.source"])
+def _send(queue: QueuePlan, event: EventPlan, head: str, payload: str, single: bool) -> Call:
+    """The body of an enqueue function: one call of a ``typed.send_*`` helper."""
+    options = ["conn=conn", "start_after=start_after", "priority=priority"]
+    if single:
+        options.append("singleton_key=singleton_key")
+    return Call(head, ["boss", py_str(queue.db_name), py_str(event.name), payload, *options])
 
 
-def _envelopes(event: EventPlan) -> Comprehension:
-    return Comprehension(_envelope(event, "payload"), "for payload in payloads")
+def _routes(queue: QueuePlan) -> Call:
+    """The queue's routes: per event, its model, its handler method and its entity field."""
+    routes: list[Item] = []
+    for event in queue.events:
+        args = [py_str(event.name), event.model, py_str(event.method)]
+        if event.entity_id is not None:
+            args.append(py_str(event.entity_id))
+        routes.append(Call("typed.Route(", args))
+    return Call(f"{queue.routes} = (", routes, ")", tuple_display=True)
+
+
+def _queue_tuple(queues: list[tuple[DomainPlan, QueuePlan]]) -> Call:
+    specs: list[Item] = [f"{domain.package}.{queue.constant}" for domain, queue in queues]
+    return Call("QUEUES: tuple[QueueSpec, ...] = (", specs, ")", tuple_display=True)
 
 
 def _enqueue_names(domain: DomainPlan) -> list[str]:
@@ -145,26 +140,6 @@ def _handler_names(domain: DomainPlan) -> list[str]:
     return [
         name for queue in domain.queues if queue.events for name in (queue.protocol, queue.worker)
     ]
-
-
-def _parse_call(event: EventPlan) -> Call:
-    args = ["job", event.model]
-    if event.entity_id is not None:
-        args.append(f"entity_field={py_str(event.entity_id)}")
-    return Call("payload = await parse_payload(", args)
-
-
-def _process_call(event: EventPlan) -> Call:
-    entity = f"str(payload.{event.entity_id})" if event.entity_id is not None else "None"
-    return Call(
-        "await process_job(",
-        [
-            "job",
-            f"lambda: handlers.{event.method}(payload, job)",
-            f"label={py_str(event.name)}",
-            f"entity_id={entity}",
-        ],
-    )
 
 
 def _queue_spec(queue: QueuePlan) -> Call:
@@ -187,6 +162,7 @@ def _queue_spec(queue: QueuePlan) -> Call:
             f"retention={py_timedelta(queue.retention)}",
             f"dead_letter={py_str(queue.dead_letter) if queue.dead_letter else None}",
             Text("description=", " ".join(queue.description.split())),
+            # Only when set: queues without a limit render as before it existed.
         ],
     )
 

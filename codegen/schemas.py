@@ -205,7 +205,8 @@ class SchemaChecker:
                 self._report((*path, "enum"), "enum must be a non-empty list")
             elif not all(isinstance(v, str) and v for v in values):
                 self._report(
-                    (*path, "enum"), "enum values must be non-empty strings (they become StrEnum)"
+                    (*path, "enum"),
+                    "enum values must be non-empty strings (they become Literal values)",
                 )
             elif len(set(values)) != len(values):
                 self._report((*path, "enum"), "enum lists a value twice")

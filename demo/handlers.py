@@ -109,7 +109,7 @@ class InvoiceJobs:
     async def on_invoice_voided(self, payload: InvoiceVoided, job: JobContext) -> None:
         await _work()
         self.recorder.ledger_cents -= self.booked.pop(payload.invoice_id, 0)
-        job.logger.info("voided invoice %s (%s)", payload.invoice_id, payload.reason.value)
+        job.logger.info("voided invoice %s (%s)", payload.invoice_id, payload.reason)
         self.recorder.done(job)
 
 
@@ -129,7 +129,7 @@ class PaymentJobs:
         job.logger.info(
             "refund of %d %s requested by %s",
             payload.amount.amount_cents,
-            payload.amount.currency.value,
+            payload.amount.currency,
             payload.requested_by,
         )
         self.recorder.done(job)
@@ -204,5 +204,5 @@ class WebhookJobs:
 
     async def on_webhook_received(self, payload: WebhookReceived, job: JobContext) -> None:
         await _work()
-        job.logger.info("%s webhook %s", payload.source.value, payload.topic)
+        job.logger.info("%s webhook %s", payload.source, payload.topic)
         self.recorder.done(job)

@@ -16,16 +16,13 @@ from pydantic import AnyUrl
 
 from generated.billing import (
     Address,
-    Currency,
     Customer,
     InvoiceCreated,
     InvoiceVoided,
-    InvoiceVoidedReason,
     LineItem,
     Money,
     PaymentCaptured,
     PaymentCapturedCard,
-    PaymentCapturedCardBrand,
     PaymentCapturedMethod,
     RefundRequested,
     enqueue_invoice_created_many,
@@ -38,7 +35,6 @@ from generated.ingestion import (
     FileUploadedOptions,
     SourceSystem,
     UploadedFile,
-    UploadedFileContentType,
     WebhookReceived,
     enqueue_file_uploaded,
     enqueue_webhook_received,
@@ -95,7 +91,7 @@ class Enqueued:
 
 
 def _eur(cents: int) -> Money:
-    return Money(amount_cents=cents, currency=Currency.EUR)
+    return Money(amount_cents=cents, currency="EUR")
 
 
 def _invoice(number: int, customer: Customer, quantity: int, unit_cents: int) -> InvoiceCreated:
@@ -145,29 +141,20 @@ async def _billing(boss: Boss, out: Enqueued) -> None:
     out.add("billing.invoices", *await enqueue_invoice_created_many(boss, invoices))
     voided = InvoiceVoided(
         invoice_id=invoices[3].invoice_id,
-        reason=InvoiceVoidedReason.DUPLICATE,
+        reason="duplicate",
         voided_at=_NOW + timedelta(hours=1),
         voided_by="jane.doe@billing.example",
     )
     out.add("billing.invoices", await enqueue_invoice_voided(boss, voided))
-    for invoice, method in zip(
-        invoices[:3],
-        (
-            PaymentCapturedMethod.CARD,
-            PaymentCapturedMethod.SEPA_DEBIT,
-            PaymentCapturedMethod.WALLET,
-        ),
-        strict=True,
-    ):
+    methods: tuple[PaymentCapturedMethod, ...] = ("card", "sepa-debit", "wallet")
+    for invoice, method in zip(invoices[:3], methods, strict=True):
         payment = PaymentCaptured(
             payment_id=uuid.uuid4(),
             invoice_id=invoice.invoice_id,
             amount=invoice.total,
             method=method,
             captured_at=_NOW + timedelta(days=15),
-            card=PaymentCapturedCard(brand=PaymentCapturedCardBrand.VISA, last4="4242")
-            if method is PaymentCapturedMethod.CARD
-            else None,
+            card=PaymentCapturedCard(brand="visa", last4="4242") if method == "card" else None,
         )
         out.add("billing.payments", await enqueue_payment_captured(boss, payment))
     refund = RefundRequested(
@@ -182,6 +169,12 @@ async def _billing(boss: Boss, out: Enqueued) -> None:
 
 async def _notifications(boss: Boss, out: Enqueued) -> None:
     user = uuid.uuid4()
+    recipients: list[tuple[str, str | None, str | None, EmailRequestedTemplate]] = [
+        ("ap@acme.example", "Accounts payable", "de-AT", "invoice-issued"),
+        ("new.user@globex.example", "New User", "en", "welcome"),
+        ("ops@acme.example", None, None, "payment-receipt"),
+        (f"someone@{FLAKY_DOMAIN}", "Flaky Mailbox", "en", "weekly-digest"),
+    ]
     mails = [
         EmailRequested(
             message_id=uuid.uuid4(),
@@ -189,17 +182,7 @@ async def _notifications(boss: Boss, out: Enqueued) -> None:
             template=template,
             variables={"invoice_number": "INV-004217"},
         )
-        for address, name, locale, template in (
-            ("ap@acme.example", "Accounts payable", "de-AT", EmailRequestedTemplate.INVOICE_ISSUED),
-            ("new.user@globex.example", "New User", "en", EmailRequestedTemplate.WELCOME),
-            ("ops@acme.example", None, None, EmailRequestedTemplate.PAYMENT_RECEIPT),
-            (
-                f"someone@{FLAKY_DOMAIN}",
-                "Flaky Mailbox",
-                "en",
-                EmailRequestedTemplate.WEEKLY_DIGEST,
-            ),
-        )
+        for address, name, locale, template in recipients
     ]
     out.add("notifications.email", *await enqueue_email_requested_many(boss, mails))
     for tokens in (
@@ -228,17 +211,18 @@ async def _ingestion(boss: Boss, out: Enqueued) -> None:
             name="customers-2026-01.csv",
             size_bytes=482113,
             sha256="9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-            content_type=UploadedFileContentType.TEXT_CSV,
+            content_type="text/csv",
             url=AnyUrl("https://uploads.example.com/t/1a2b/customers-2026-01.csv"),
         ),
         received_at=_NOW,
         options=FileUploadedOptions(delimiter=";", has_header=True),
     )
     out.add("ingestion.imports", await enqueue_file_uploaded(boss, upload))
-    for source, topic in (
-        (SourceSystem.STRIPE, "charge.refunded"),
-        (SourceSystem.HUBSPOT, "contact.created"),
-    ):
+    hooks: tuple[tuple[SourceSystem, str], ...] = (
+        ("stripe", "charge.refunded"),
+        ("hubspot", "contact.created"),
+    )
+    for source, topic in hooks:
         hook = WebhookReceived(
             delivery_id=uuid.uuid4(),
             source=source,

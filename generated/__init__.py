@@ -28,6 +28,5 @@ QUEUES: tuple[QueueSpec, ...] = (
 
 
 async def create_queues(boss: Boss) -> None:
-    """Create or update every queue of the catalogue, in the order of ``QUEUES``."""
-    for spec in QUEUES:
-        await boss.create_queue(spec)
+    """Create or update every queue of the catalogue, in one transaction."""
+    await boss.create_queues(QUEUES)

@@ -12,9 +12,8 @@ from typing import Any
 
 from psycopg import AsyncConnection, Connection
 
-from typed_queues.runtime import Boss, JobId, SyncBoss
+from typed_queues.runtime import Boss, JobId, SyncBoss, typed
 
-from .._support import envelope
 from .models import InvoiceCreated, InvoiceVoided, PaymentCaptured, RefundRequested
 
 __all__ = [
@@ -50,9 +49,11 @@ async def enqueue_invoice_created(
 
     Enqueue one ``invoice-created`` job on queue ``billing.invoices``.
     """
-    return await boss.send(
+    return await typed.send_event(
+        boss,
         "billing.invoices",
-        envelope("invoice-created", payload, boss.source),
+        "invoice-created",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -73,9 +74,11 @@ async def enqueue_invoice_created_many(
     Enqueue a batch of ``invoice-created`` jobs on queue ``billing.invoices`` in one
     statement.
     """
-    return await boss.send_many(
+    return await typed.send_events(
+        boss,
         "billing.invoices",
-        [envelope("invoice-created", payload, boss.source) for payload in payloads],
+        "invoice-created",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -96,9 +99,11 @@ def enqueue_invoice_created_sync(
     Enqueue one ``invoice-created`` job on queue ``billing.invoices`` (sync path,
     ``SyncBoss``).
     """
-    return boss.send(
+    return typed.send_event_sync(
+        boss,
         "billing.invoices",
-        envelope("invoice-created", payload, boss.source),
+        "invoice-created",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -119,9 +124,11 @@ def enqueue_invoice_created_many_sync(
     Enqueue a batch of ``invoice-created`` jobs on queue ``billing.invoices`` in one
     statement (sync path, ``SyncBoss``).
     """
-    return boss.send_many(
+    return typed.send_events_sync(
+        boss,
         "billing.invoices",
-        [envelope("invoice-created", payload, boss.source) for payload in payloads],
+        "invoice-created",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -141,9 +148,11 @@ async def enqueue_invoice_voided(
 
     Enqueue one ``invoice-voided`` job on queue ``billing.invoices``.
     """
-    return await boss.send(
+    return await typed.send_event(
+        boss,
         "billing.invoices",
-        envelope("invoice-voided", payload, boss.source),
+        "invoice-voided",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -164,9 +173,11 @@ async def enqueue_invoice_voided_many(
     Enqueue a batch of ``invoice-voided`` jobs on queue ``billing.invoices`` in one
     statement.
     """
-    return await boss.send_many(
+    return await typed.send_events(
+        boss,
         "billing.invoices",
-        [envelope("invoice-voided", payload, boss.source) for payload in payloads],
+        "invoice-voided",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -187,9 +198,11 @@ def enqueue_invoice_voided_sync(
     Enqueue one ``invoice-voided`` job on queue ``billing.invoices`` (sync path,
     ``SyncBoss``).
     """
-    return boss.send(
+    return typed.send_event_sync(
+        boss,
         "billing.invoices",
-        envelope("invoice-voided", payload, boss.source),
+        "invoice-voided",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -210,9 +223,11 @@ def enqueue_invoice_voided_many_sync(
     Enqueue a batch of ``invoice-voided`` jobs on queue ``billing.invoices`` in one
     statement (sync path, ``SyncBoss``).
     """
-    return boss.send_many(
+    return typed.send_events_sync(
+        boss,
         "billing.invoices",
-        [envelope("invoice-voided", payload, boss.source) for payload in payloads],
+        "invoice-voided",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -232,9 +247,11 @@ async def enqueue_payment_captured(
 
     Enqueue one ``payment-captured`` job on queue ``billing.payments``.
     """
-    return await boss.send(
+    return await typed.send_event(
+        boss,
         "billing.payments",
-        envelope("payment-captured", payload, boss.source),
+        "payment-captured",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -255,9 +272,11 @@ async def enqueue_payment_captured_many(
     Enqueue a batch of ``payment-captured`` jobs on queue ``billing.payments`` in one
     statement.
     """
-    return await boss.send_many(
+    return await typed.send_events(
+        boss,
         "billing.payments",
-        [envelope("payment-captured", payload, boss.source) for payload in payloads],
+        "payment-captured",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -278,9 +297,11 @@ def enqueue_payment_captured_sync(
     Enqueue one ``payment-captured`` job on queue ``billing.payments`` (sync path,
     ``SyncBoss``).
     """
-    return boss.send(
+    return typed.send_event_sync(
+        boss,
         "billing.payments",
-        envelope("payment-captured", payload, boss.source),
+        "payment-captured",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -301,9 +322,11 @@ def enqueue_payment_captured_many_sync(
     Enqueue a batch of ``payment-captured`` jobs on queue ``billing.payments`` in one
     statement (sync path, ``SyncBoss``).
     """
-    return boss.send_many(
+    return typed.send_events_sync(
+        boss,
         "billing.payments",
-        [envelope("payment-captured", payload, boss.source) for payload in payloads],
+        "payment-captured",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -323,9 +346,11 @@ async def enqueue_refund_requested(
 
     Enqueue one ``refund-requested`` job on queue ``billing.payments``.
     """
-    return await boss.send(
+    return await typed.send_event(
+        boss,
         "billing.payments",
-        envelope("refund-requested", payload, boss.source),
+        "refund-requested",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -346,9 +371,11 @@ async def enqueue_refund_requested_many(
     Enqueue a batch of ``refund-requested`` jobs on queue ``billing.payments`` in one
     statement.
     """
-    return await boss.send_many(
+    return await typed.send_events(
+        boss,
         "billing.payments",
-        [envelope("refund-requested", payload, boss.source) for payload in payloads],
+        "refund-requested",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -369,9 +396,11 @@ def enqueue_refund_requested_sync(
     Enqueue one ``refund-requested`` job on queue ``billing.payments`` (sync path,
     ``SyncBoss``).
     """
-    return boss.send(
+    return typed.send_event_sync(
+        boss,
         "billing.payments",
-        envelope("refund-requested", payload, boss.source),
+        "refund-requested",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -392,9 +421,11 @@ def enqueue_refund_requested_many_sync(
     Enqueue a batch of ``refund-requested`` jobs on queue ``billing.payments`` in one
     statement (sync path, ``SyncBoss``).
     """
-    return boss.send_many(
+    return typed.send_events_sync(
+        boss,
         "billing.payments",
-        [envelope("refund-requested", payload, boss.source) for payload in payloads],
+        "refund-requested",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,

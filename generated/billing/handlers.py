@@ -7,9 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Protocol
 
-from typed_queues.runtime import Boss, JobContext, Worker, process_job
+from typed_queues.runtime import Boss, JobContext, Worker, typed
 
-from .._support import Route, build_worker, parse_payload
 from .models import InvoiceCreated, InvoiceVoided, PaymentCaptured, RefundRequested
 
 __all__ = ["InvoicesHandlers", "PaymentsHandlers", "invoices_worker", "payments_worker"]
@@ -26,6 +25,12 @@ class InvoicesHandlers(Protocol):
 
     async def on_invoice_voided(self, payload: InvoiceVoided, job: JobContext) -> None:
         """An issued invoice was cancelled; reverse its ledger entries."""
+
+
+_INVOICES_ROUTES = (
+    typed.Route("invoice-created", InvoiceCreated, "on_invoice_created", "invoice_id"),
+    typed.Route("invoice-voided", InvoiceVoided, "on_invoice_voided", "invoice_id"),
+)
 
 
 def invoices_worker(
@@ -46,33 +51,11 @@ def invoices_worker(
     The keyword options are those of ``Worker``; an option left as None takes the Worker's
     default.
     """
-
-    async def run_invoice_created(job: JobContext) -> None:
-        payload = await parse_payload(job, InvoiceCreated, entity_field="invoice_id")
-        await process_job(
-            job,
-            lambda: handlers.on_invoice_created(payload, job),
-            label="invoice-created",
-            entity_id=str(payload.invoice_id),
-        )
-
-    async def run_invoice_voided(job: JobContext) -> None:
-        payload = await parse_payload(job, InvoiceVoided, entity_field="invoice_id")
-        await process_job(
-            job,
-            lambda: handlers.on_invoice_voided(payload, job),
-            label="invoice-voided",
-            entity_id=str(payload.invoice_id),
-        )
-
-    routes: dict[str, Route] = {
-        "invoice-created": run_invoice_created,
-        "invoice-voided": run_invoice_voided,
-    }
-    return build_worker(
+    return typed.build_worker(
         boss,
         "billing.invoices",
-        routes,
+        handlers,
+        _INVOICES_ROUTES,
         concurrency=concurrency,
         label=label,
         batch_size=batch_size,
@@ -94,6 +77,12 @@ class PaymentsHandlers(Protocol):
         """A customer or an agent asked for money back on a captured payment."""
 
 
+_PAYMENTS_ROUTES = (
+    typed.Route("payment-captured", PaymentCaptured, "on_payment_captured", "payment_id"),
+    typed.Route("refund-requested", RefundRequested, "on_refund_requested", "refund_id"),
+)
+
+
 def payments_worker(
     boss: Boss,
     handlers: PaymentsHandlers,
@@ -112,33 +101,11 @@ def payments_worker(
     The keyword options are those of ``Worker``; an option left as None takes the Worker's
     default.
     """
-
-    async def run_payment_captured(job: JobContext) -> None:
-        payload = await parse_payload(job, PaymentCaptured, entity_field="payment_id")
-        await process_job(
-            job,
-            lambda: handlers.on_payment_captured(payload, job),
-            label="payment-captured",
-            entity_id=str(payload.payment_id),
-        )
-
-    async def run_refund_requested(job: JobContext) -> None:
-        payload = await parse_payload(job, RefundRequested, entity_field="refund_id")
-        await process_job(
-            job,
-            lambda: handlers.on_refund_requested(payload, job),
-            label="refund-requested",
-            entity_id=str(payload.refund_id),
-        )
-
-    routes: dict[str, Route] = {
-        "payment-captured": run_payment_captured,
-        "refund-requested": run_refund_requested,
-    }
-    return build_worker(
+    return typed.build_worker(
         boss,
         "billing.payments",
-        routes,
+        handlers,
+        _PAYMENTS_ROUTES,
         concurrency=concurrency,
         label=label,
         batch_size=batch_size,

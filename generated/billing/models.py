@@ -5,44 +5,33 @@
 from __future__ import annotations
 
 from datetime import date
-from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AwareDatetime, EmailStr, Field
+
+from typed_queues.runtime.typed import Payload
+
+Currency = Literal["EUR", "USD", "GBP", "CHF"]
+"""
+ISO 4217 currency code.
+"""
 
 
-class Currency(StrEnum):
-    """
-    ISO 4217 currency code.
-    """
-
-    EUR = "EUR"
-    USD = "USD"
-    GBP = "GBP"
-    CHF = "CHF"
-
-
-class Money(BaseModel):
+class Money(Payload):
     """
     An amount in the currency's minor unit (cents), never a float.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-    )
     amount_cents: Annotated[int, Field(ge=0, le=100000000000)]
     currency: Currency
 
 
-class Address(BaseModel):
+class Address(Payload):
     """
     A postal address.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-    )
     line1: Annotated[str, Field(max_length=200, min_length=1)]
     line2: Annotated[str | None, Field(max_length=200)] = None
     city: Annotated[str, Field(max_length=100, min_length=1)]
@@ -53,14 +42,11 @@ class Address(BaseModel):
     """
 
 
-class Customer(BaseModel):
+class Customer(Payload):
     """
     The billed party, as known when the invoice was issued.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-    )
     customer_id: UUID
     email: EmailStr
     name: Annotated[str, Field(max_length=200, min_length=1)]
@@ -68,14 +54,11 @@ class Customer(BaseModel):
     billing_address: Address | None = None
 
 
-class LineItem(BaseModel):
+class LineItem(Payload):
     """
     One line of an invoice.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-    )
     sku: Annotated[str, Field(pattern="^[A-Z0-9-]{3,32}$")]
     description: Annotated[str, Field(max_length=500, min_length=1)]
     quantity: Annotated[int, Field(ge=1, le=100000)]
@@ -86,14 +69,11 @@ class LineItem(BaseModel):
     """
 
 
-class InvoiceCreated(BaseModel):
+class InvoiceCreated(Payload):
     """
     An invoice was issued to a customer and must be booked and sent.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-    )
     invoice_id: UUID
     number: Annotated[str, Field(pattern="^INV-[0-9]{6}$")]
     """
@@ -107,21 +87,14 @@ class InvoiceCreated(BaseModel):
     notes: Annotated[str | None, Field(max_length=2000)] = None
 
 
-class InvoiceVoidedReason(StrEnum):
-    DUPLICATE = "duplicate"
-    CUSTOMER_REQUEST = "customer-request"
-    FRAUD = "fraud"
-    BILLING_ERROR = "billing-error"
+InvoiceVoidedReason = Literal["duplicate", "customer-request", "fraud", "billing-error"]
 
 
-class InvoiceVoided(BaseModel):
+class InvoiceVoided(Payload):
     """
     An issued invoice was cancelled; reverse its ledger entries.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-    )
     invoice_id: UUID
     reason: InvoiceVoidedReason
     voided_at: AwareDatetime
@@ -132,39 +105,26 @@ class InvoiceVoided(BaseModel):
     credit_note_id: UUID | None = None
 
 
-class PaymentCapturedMethod(StrEnum):
-    CARD = "card"
-    SEPA_DEBIT = "sepa-debit"
-    BANK_TRANSFER = "bank-transfer"
-    WALLET = "wallet"
+PaymentCapturedMethod = Literal["card", "sepa-debit", "bank-transfer", "wallet"]
 
 
-class PaymentCapturedCardBrand(StrEnum):
-    VISA = "visa"
-    MASTERCARD = "mastercard"
-    AMEX = "amex"
+PaymentCapturedCardBrand = Literal["visa", "mastercard", "amex"]
 
 
-class PaymentCapturedCard(BaseModel):
+class PaymentCapturedCard(Payload):
     """
     Present for card payments only.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-    )
     brand: PaymentCapturedCardBrand
     last4: Annotated[str, Field(pattern="^[0-9]{4}$")]
 
 
-class PaymentCaptured(BaseModel):
+class PaymentCaptured(Payload):
     """
     A payment provider captured money for an invoice; mark it paid.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-    )
     payment_id: UUID
     invoice_id: UUID
     amount: Money
@@ -177,14 +137,11 @@ class PaymentCaptured(BaseModel):
     """
 
 
-class RefundRequested(BaseModel):
+class RefundRequested(Payload):
     """
     A customer or an agent asked for money back on a captured payment.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-    )
     refund_id: UUID
     payment_id: UUID
     amount: Money

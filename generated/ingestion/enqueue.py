@@ -12,9 +12,8 @@ from typing import Any
 
 from psycopg import AsyncConnection, Connection
 
-from typed_queues.runtime import Boss, JobId, SyncBoss
+from typed_queues.runtime import Boss, JobId, SyncBoss, typed
 
-from .._support import envelope
 from .models import BatchReady, FileUploaded, WebhookReceived
 
 __all__ = [
@@ -46,9 +45,11 @@ async def enqueue_file_uploaded(
 
     Enqueue one ``file-uploaded`` job on queue ``ingestion.imports``.
     """
-    return await boss.send(
+    return await typed.send_event(
+        boss,
         "ingestion.imports",
-        envelope("file-uploaded", payload, boss.source),
+        "file-uploaded",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -69,9 +70,11 @@ async def enqueue_file_uploaded_many(
     Enqueue a batch of ``file-uploaded`` jobs on queue ``ingestion.imports`` in one
     statement.
     """
-    return await boss.send_many(
+    return await typed.send_events(
+        boss,
         "ingestion.imports",
-        [envelope("file-uploaded", payload, boss.source) for payload in payloads],
+        "file-uploaded",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -92,9 +95,11 @@ def enqueue_file_uploaded_sync(
     Enqueue one ``file-uploaded`` job on queue ``ingestion.imports`` (sync path,
     ``SyncBoss``).
     """
-    return boss.send(
+    return typed.send_event_sync(
+        boss,
         "ingestion.imports",
-        envelope("file-uploaded", payload, boss.source),
+        "file-uploaded",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -115,9 +120,11 @@ def enqueue_file_uploaded_many_sync(
     Enqueue a batch of ``file-uploaded`` jobs on queue ``ingestion.imports`` in one
     statement (sync path, ``SyncBoss``).
     """
-    return boss.send_many(
+    return typed.send_events_sync(
+        boss,
         "ingestion.imports",
-        [envelope("file-uploaded", payload, boss.source) for payload in payloads],
+        "file-uploaded",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -137,9 +144,11 @@ async def enqueue_batch_ready(
 
     Enqueue one ``batch-ready`` job on queue ``ingestion.imports``.
     """
-    return await boss.send(
+    return await typed.send_event(
+        boss,
         "ingestion.imports",
-        envelope("batch-ready", payload, boss.source),
+        "batch-ready",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -159,9 +168,11 @@ async def enqueue_batch_ready_many(
 
     Enqueue a batch of ``batch-ready`` jobs on queue ``ingestion.imports`` in one statement.
     """
-    return await boss.send_many(
+    return await typed.send_events(
+        boss,
         "ingestion.imports",
-        [envelope("batch-ready", payload, boss.source) for payload in payloads],
+        "batch-ready",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -182,9 +193,11 @@ def enqueue_batch_ready_sync(
     Enqueue one ``batch-ready`` job on queue ``ingestion.imports`` (sync path,
     ``SyncBoss``).
     """
-    return boss.send(
+    return typed.send_event_sync(
+        boss,
         "ingestion.imports",
-        envelope("batch-ready", payload, boss.source),
+        "batch-ready",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -205,9 +218,11 @@ def enqueue_batch_ready_many_sync(
     Enqueue a batch of ``batch-ready`` jobs on queue ``ingestion.imports`` in one statement
     (sync path, ``SyncBoss``).
     """
-    return boss.send_many(
+    return typed.send_events_sync(
+        boss,
         "ingestion.imports",
-        [envelope("batch-ready", payload, boss.source) for payload in payloads],
+        "batch-ready",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -227,9 +242,11 @@ async def enqueue_webhook_received(
 
     Enqueue one ``webhook-received`` job on queue ``ingestion.webhooks``.
     """
-    return await boss.send(
+    return await typed.send_event(
+        boss,
         "ingestion.webhooks",
-        envelope("webhook-received", payload, boss.source),
+        "webhook-received",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -250,9 +267,11 @@ async def enqueue_webhook_received_many(
     Enqueue a batch of ``webhook-received`` jobs on queue ``ingestion.webhooks`` in one
     statement.
     """
-    return await boss.send_many(
+    return await typed.send_events(
+        boss,
         "ingestion.webhooks",
-        [envelope("webhook-received", payload, boss.source) for payload in payloads],
+        "webhook-received",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -273,9 +292,11 @@ def enqueue_webhook_received_sync(
     Enqueue one ``webhook-received`` job on queue ``ingestion.webhooks`` (sync path,
     ``SyncBoss``).
     """
-    return boss.send(
+    return typed.send_event_sync(
+        boss,
         "ingestion.webhooks",
-        envelope("webhook-received", payload, boss.source),
+        "webhook-received",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -296,9 +317,11 @@ def enqueue_webhook_received_many_sync(
     Enqueue a batch of ``webhook-received`` jobs on queue ``ingestion.webhooks`` in one
     statement (sync path, ``SyncBoss``).
     """
-    return boss.send_many(
+    return typed.send_events_sync(
+        boss,
         "ingestion.webhooks",
-        [envelope("webhook-received", payload, boss.source) for payload in payloads],
+        "webhook-received",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,

@@ -7,9 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Protocol
 
-from typed_queues.runtime import Boss, JobContext, Worker, process_job
+from typed_queues.runtime import Boss, JobContext, Worker, typed
 
-from .._support import Route, build_worker, parse_payload
 from .models import BatchReady, FileUploaded, WebhookReceived
 
 __all__ = ["ImportsHandlers", "WebhooksHandlers", "imports_worker", "webhooks_worker"]
@@ -26,6 +25,12 @@ class ImportsHandlers(Protocol):
 
     async def on_batch_ready(self, payload: BatchReady, job: JobContext) -> None:
         """One batch of parsed records is ready to be upserted."""
+
+
+_IMPORTS_ROUTES = (
+    typed.Route("file-uploaded", FileUploaded, "on_file_uploaded", "upload_id"),
+    typed.Route("batch-ready", BatchReady, "on_batch_ready", "batch_id"),
+)
 
 
 def imports_worker(
@@ -46,33 +51,11 @@ def imports_worker(
     The keyword options are those of ``Worker``; an option left as None takes the Worker's
     default.
     """
-
-    async def run_file_uploaded(job: JobContext) -> None:
-        payload = await parse_payload(job, FileUploaded, entity_field="upload_id")
-        await process_job(
-            job,
-            lambda: handlers.on_file_uploaded(payload, job),
-            label="file-uploaded",
-            entity_id=str(payload.upload_id),
-        )
-
-    async def run_batch_ready(job: JobContext) -> None:
-        payload = await parse_payload(job, BatchReady, entity_field="batch_id")
-        await process_job(
-            job,
-            lambda: handlers.on_batch_ready(payload, job),
-            label="batch-ready",
-            entity_id=str(payload.batch_id),
-        )
-
-    routes: dict[str, Route] = {
-        "file-uploaded": run_file_uploaded,
-        "batch-ready": run_batch_ready,
-    }
-    return build_worker(
+    return typed.build_worker(
         boss,
         "ingestion.imports",
-        routes,
+        handlers,
+        _IMPORTS_ROUTES,
         concurrency=concurrency,
         label=label,
         batch_size=batch_size,
@@ -89,6 +72,11 @@ class WebhooksHandlers(Protocol):
 
     async def on_webhook_received(self, payload: WebhookReceived, job: JobContext) -> None:
         """A partner system called our webhook endpoint."""
+
+
+_WEBHOOKS_ROUTES = (
+    typed.Route("webhook-received", WebhookReceived, "on_webhook_received", "delivery_id"),
+)
 
 
 def webhooks_worker(
@@ -109,23 +97,11 @@ def webhooks_worker(
     The keyword options are those of ``Worker``; an option left as None takes the Worker's
     default.
     """
-
-    async def run_webhook_received(job: JobContext) -> None:
-        payload = await parse_payload(job, WebhookReceived, entity_field="delivery_id")
-        await process_job(
-            job,
-            lambda: handlers.on_webhook_received(payload, job),
-            label="webhook-received",
-            entity_id=str(payload.delivery_id),
-        )
-
-    routes: dict[str, Route] = {
-        "webhook-received": run_webhook_received,
-    }
-    return build_worker(
+    return typed.build_worker(
         boss,
         "ingestion.webhooks",
-        routes,
+        handlers,
+        _WEBHOOKS_ROUTES,
         concurrency=concurrency,
         label=label,
         batch_size=batch_size,

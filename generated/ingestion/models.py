@@ -4,35 +4,24 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AnyUrl, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AnyUrl, AwareDatetime, EmailStr, Field
+
+from typed_queues.runtime.typed import Payload
+
+SourceSystem = Literal["salesforce", "hubspot", "stripe", "csv-upload"]
+"""
+Where the data came from.
+"""
 
 
-class SourceSystem(StrEnum):
-    """
-    Where the data came from.
-    """
-
-    SALESFORCE = "salesforce"
-    HUBSPOT = "hubspot"
-    STRIPE = "stripe"
-    CSV_UPLOAD = "csv-upload"
+UploadedFileContentType = Literal["text/csv", "application/json", "application/x-ndjson"]
 
 
-class UploadedFileContentType(StrEnum):
-    TEXT_CSV = "text/csv"
-    APPLICATION_JSON = "application/json"
-    APPLICATION_X_NDJSON = "application/x-ndjson"
-
-
-class UploadedFile(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
+class UploadedFile(Payload):
     name: Annotated[str, Field(max_length=255, min_length=1)]
     size_bytes: Annotated[int, Field(ge=1, le=5368709120)]
     sha256: Annotated[str, Field(pattern="^[a-f0-9]{64}$")]
@@ -40,23 +29,17 @@ class UploadedFile(BaseModel):
     url: AnyUrl
 
 
-class FileUploadedOptions(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
+class FileUploadedOptions(Payload):
     delimiter: Annotated[str, Field(max_length=1, min_length=1)] = ","
     has_header: bool = True
     dry_run: bool = False
 
 
-class FileUploaded(BaseModel):
+class FileUploaded(Payload):
     """
     A tenant uploaded a file for import; validate and split it into batches.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-    )
     upload_id: UUID
     tenant_id: UUID
     uploaded_by: EmailStr
@@ -65,36 +48,27 @@ class FileUploaded(BaseModel):
     options: FileUploadedOptions | None = None
 
 
-class BatchReadyRecord(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
+class BatchReadyRecord(Payload):
     external_id: Annotated[str, Field(max_length=200, min_length=1)]
     fields: dict[str, str | None]
 
 
-class BatchReady(BaseModel):
+class BatchReady(Payload):
     """
     One batch of parsed records is ready to be upserted.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-    )
     batch_id: UUID
     upload_id: UUID
     sequence: Annotated[int, Field(ge=0)]
     records: Annotated[list[BatchReadyRecord], Field(max_length=1000, min_length=1)]
 
 
-class WebhookReceived(BaseModel):
+class WebhookReceived(Payload):
     """
     A partner system called our webhook endpoint.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-    )
     delivery_id: UUID
     source: SourceSystem
     topic: Annotated[str, Field(max_length=100, pattern="^[a-z_]+(\\.[a-z_]+)*$")]

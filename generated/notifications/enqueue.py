@@ -12,9 +12,8 @@ from typing import Any
 
 from psycopg import AsyncConnection, Connection
 
-from typed_queues.runtime import Boss, JobId, SyncBoss
+from typed_queues.runtime import Boss, JobId, SyncBoss, typed
 
-from .._support import envelope
 from .models import EmailRequested, PushRequested
 
 __all__ = [
@@ -42,9 +41,11 @@ async def enqueue_email_requested(
 
     Enqueue one ``email-requested`` job on queue ``notifications.email``.
     """
-    return await boss.send(
+    return await typed.send_event(
+        boss,
         "notifications.email",
-        envelope("email-requested", payload, boss.source),
+        "email-requested",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -65,9 +66,11 @@ async def enqueue_email_requested_many(
     Enqueue a batch of ``email-requested`` jobs on queue ``notifications.email`` in one
     statement.
     """
-    return await boss.send_many(
+    return await typed.send_events(
+        boss,
         "notifications.email",
-        [envelope("email-requested", payload, boss.source) for payload in payloads],
+        "email-requested",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -88,9 +91,11 @@ def enqueue_email_requested_sync(
     Enqueue one ``email-requested`` job on queue ``notifications.email`` (sync path,
     ``SyncBoss``).
     """
-    return boss.send(
+    return typed.send_event_sync(
+        boss,
         "notifications.email",
-        envelope("email-requested", payload, boss.source),
+        "email-requested",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -111,9 +116,11 @@ def enqueue_email_requested_many_sync(
     Enqueue a batch of ``email-requested`` jobs on queue ``notifications.email`` in one
     statement (sync path, ``SyncBoss``).
     """
-    return boss.send_many(
+    return typed.send_events_sync(
+        boss,
         "notifications.email",
-        [envelope("email-requested", payload, boss.source) for payload in payloads],
+        "email-requested",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -133,9 +140,11 @@ async def enqueue_push_requested(
 
     Enqueue one ``push-requested`` job on queue ``notifications.push``.
     """
-    return await boss.send(
+    return await typed.send_event(
+        boss,
         "notifications.push",
-        envelope("push-requested", payload, boss.source),
+        "push-requested",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -156,9 +165,11 @@ async def enqueue_push_requested_many(
     Enqueue a batch of ``push-requested`` jobs on queue ``notifications.push`` in one
     statement.
     """
-    return await boss.send_many(
+    return await typed.send_events(
+        boss,
         "notifications.push",
-        [envelope("push-requested", payload, boss.source) for payload in payloads],
+        "push-requested",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -179,9 +190,11 @@ def enqueue_push_requested_sync(
     Enqueue one ``push-requested`` job on queue ``notifications.push`` (sync path,
     ``SyncBoss``).
     """
-    return boss.send(
+    return typed.send_event_sync(
+        boss,
         "notifications.push",
-        envelope("push-requested", payload, boss.source),
+        "push-requested",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -202,9 +215,11 @@ def enqueue_push_requested_many_sync(
     Enqueue a batch of ``push-requested`` jobs on queue ``notifications.push`` in one
     statement (sync path, ``SyncBoss``).
     """
-    return boss.send_many(
+    return typed.send_events_sync(
+        boss,
         "notifications.push",
-        [envelope("push-requested", payload, boss.source) for payload in payloads],
+        "push-requested",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,

@@ -7,9 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Protocol
 
-from typed_queues.runtime import Boss, JobContext, Worker, process_job
+from typed_queues.runtime import Boss, JobContext, Worker, typed
 
-from .._support import Route, build_worker, parse_payload
 from .models import EmailRequested, PushRequested
 
 __all__ = ["EmailHandlers", "PushHandlers", "email_worker", "push_worker"]
@@ -23,6 +22,11 @@ class EmailHandlers(Protocol):
 
     async def on_email_requested(self, payload: EmailRequested, job: JobContext) -> None:
         """Send one templated transactional email."""
+
+
+_EMAIL_ROUTES = (
+    typed.Route("email-requested", EmailRequested, "on_email_requested", "message_id"),
+)
 
 
 def email_worker(
@@ -43,23 +47,11 @@ def email_worker(
     The keyword options are those of ``Worker``; an option left as None takes the Worker's
     default.
     """
-
-    async def run_email_requested(job: JobContext) -> None:
-        payload = await parse_payload(job, EmailRequested, entity_field="message_id")
-        await process_job(
-            job,
-            lambda: handlers.on_email_requested(payload, job),
-            label="email-requested",
-            entity_id=str(payload.message_id),
-        )
-
-    routes: dict[str, Route] = {
-        "email-requested": run_email_requested,
-    }
-    return build_worker(
+    return typed.build_worker(
         boss,
         "notifications.email",
-        routes,
+        handlers,
+        _EMAIL_ROUTES,
         concurrency=concurrency,
         label=label,
         batch_size=batch_size,
@@ -76,6 +68,9 @@ class PushHandlers(Protocol):
 
     async def on_push_requested(self, payload: PushRequested, job: JobContext) -> None:
         """Show a notification on every registered device of a user."""
+
+
+_PUSH_ROUTES = (typed.Route("push-requested", PushRequested, "on_push_requested", "message_id"),)
 
 
 def push_worker(
@@ -96,23 +91,11 @@ def push_worker(
     The keyword options are those of ``Worker``; an option left as None takes the Worker's
     default.
     """
-
-    async def run_push_requested(job: JobContext) -> None:
-        payload = await parse_payload(job, PushRequested, entity_field="message_id")
-        await process_job(
-            job,
-            lambda: handlers.on_push_requested(payload, job),
-            label="push-requested",
-            entity_id=str(payload.message_id),
-        )
-
-    routes: dict[str, Route] = {
-        "push-requested": run_push_requested,
-    }
-    return build_worker(
+    return typed.build_worker(
         boss,
         "notifications.push",
-        routes,
+        handlers,
+        _PUSH_ROUTES,
         concurrency=concurrency,
         label=label,
         batch_size=batch_size,

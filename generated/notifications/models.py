@@ -5,12 +5,13 @@
 from __future__ import annotations
 
 from datetime import time, timedelta
-from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AnyUrl, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AnyUrl, AwareDatetime, EmailStr, Field
 from typing_extensions import TypeAliasType
+
+from typed_queues.runtime.typed import Payload
 
 Locale = TypeAliasType("Locale", Annotated[str, Field(pattern="^[a-z]{2}(-[A-Z]{2})?$")])
 """
@@ -18,22 +19,20 @@ BCP 47 language tag, such as en or de-AT.
 """
 
 
-class Recipient(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
+class Recipient(Payload):
     user_id: UUID
     email: EmailStr
     display_name: Annotated[str | None, Field(max_length=200)] = None
     locale: Locale | None = None
 
 
-class EmailRequestedTemplate(StrEnum):
-    WELCOME = "welcome"
-    PASSWORD_RESET = "password-reset"
-    INVOICE_ISSUED = "invoice-issued"
-    PAYMENT_RECEIPT = "payment-receipt"
-    WEEKLY_DIGEST = "weekly-digest"
+EmailRequestedTemplate = Literal[
+    "welcome",
+    "password-reset",
+    "invoice-issued",
+    "payment-receipt",
+    "weekly-digest",
+]
 
 
 EmailRequestedVariablesAdditionalProperty = TypeAliasType(
@@ -41,23 +40,17 @@ EmailRequestedVariablesAdditionalProperty = TypeAliasType(
 )
 
 
-class EmailRequestedAttachment(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
+class EmailRequestedAttachment(Payload):
     filename: Annotated[str, Field(max_length=255, min_length=1)]
     url: AnyUrl
     content_type: str = "application/pdf"
 
 
-class EmailRequested(BaseModel):
+class EmailRequested(Payload):
     """
     Send one templated transactional email.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-    )
     message_id: UUID
     recipient: Recipient
     template: EmailRequestedTemplate
@@ -78,19 +71,14 @@ PushRequestedDeviceToken = TypeAliasType(
 )
 
 
-class PushRequestedPriority(StrEnum):
-    NORMAL = "normal"
-    HIGH = "high"
+PushRequestedPriority = Literal["normal", "high"]
 
 
-class PushRequested(BaseModel):
+class PushRequested(Payload):
     """
     Show a notification on every registered device of a user.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-    )
     message_id: UUID
     user_id: UUID
     device_tokens: Annotated[list[PushRequestedDeviceToken], Field(max_length=20, min_length=1)]
@@ -102,4 +90,4 @@ class PushRequested(BaseModel):
     """
     How long the provider may hold the message (ISO 8601).
     """
-    priority: PushRequestedPriority = PushRequestedPriority.NORMAL
+    priority: PushRequestedPriority = "normal"

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from typed_queues.codegen.generator import generate_files_from_text
 from typed_queues.codegen.schemas import FORMATS
 from typed_queues.codegen.writer import write_tree
+from typed_queues.runtime.typed import envelope, envelopes
 
 VALID: dict[str, list[Any]] = {
     "date": ["2026-02-28"],
@@ -100,8 +101,8 @@ def test_additional_properties_false_forbids_extra_fields(model: Any) -> None:
 
 
 def test_fields_named_like_builtins_keep_their_wire_names(tmp_path: Path) -> None:
-    """datamodel-code-generator renames ``list`` to ``list_`` (alias "list"): the generated
-    enqueue functions dump by alias, so the worker's validation sees the declared names."""
+    """datamodel-code-generator renames ``list`` to ``list_`` (alias "list"): the runtime's
+    send helpers dump by alias, so the worker's validation sees the declared names."""
     text = """\
 version: 1
 domains:
@@ -119,16 +120,21 @@ domains:
                 type: {type: string}
 """
     files = generate_files_from_text(text)
-    assert 'envelope("named-like-builtins", payload, boss.source)' in files["wire/enqueue.py"]
+    assert (
+        'typed.send_event(\n        boss,\n        "wire.q",\n        "named-like-builtins",'
+        in (files["wire/enqueue.py"])
+    )
     write_tree(tmp_path / "pkgwire", files)
     sys.path.insert(0, str(tmp_path))
     try:
         model = importlib.import_module("pkgwire.wire").NamedLikeBuiltins
         payload = model.model_validate({"list": ["a"], "str": "b", "type": "c"})
-        envelope = importlib.import_module("pkgwire._support").envelope
-        dumped = envelope("named-like-builtins", payload, None)["payload"]
-        assert dumped == {"list": ["a"], "str": "b", "type": "c"}
-        assert model.model_validate(dumped) == payload
+        for dumped in (
+            envelope("named-like-builtins", payload, None)["payload"],
+            envelopes("named-like-builtins", [payload], None)[0]["payload"],
+        ):
+            assert dumped == {"list": ["a"], "str": "b", "type": "c"}
+            assert model.model_validate(dumped) == payload
     finally:
         sys.path.remove(str(tmp_path))
         for name in [m for m in sys.modules if m.startswith("pkgwire")]:

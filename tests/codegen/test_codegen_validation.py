@@ -264,7 +264,9 @@ def test_bad_defs_name() -> None:
     )
 
 
-@pytest.mark.parametrize("name", ["Field", "BaseModel", "Exception", "None", "UUID", "Boss"])
+@pytest.mark.parametrize(
+    "name", ["Field", "BaseModel", "Exception", "None", "UUID", "Boss", "Payload"]
+)
 def test_defs_name_reserved(name: str) -> None:
     text = edit("      Money:\n", f"      {name}: #<\n").replace("#/$defs/Money", f"#/$defs/{name}")
     assert_single_error(
@@ -317,6 +319,15 @@ def test_event_class_that_is_a_python_keyword() -> None:
     text = edit("          invoice-created:\n", "          none: #<\n")
     assert_single_error(
         text, f"{Q}.events.none", 'event "none" would generate class "None", a reserved name'
+    )
+
+
+def test_event_class_that_is_the_payload_base_class() -> None:
+    text = edit("          invoice-created:\n", "          payload: #<\n")
+    assert_single_error(
+        text,
+        f"{Q}.events.payload",
+        'event "payload" would generate class "Payload", a reserved name',
     )
 
 
@@ -473,7 +484,7 @@ SCHEMA_CASES = [
         "                invoice_id: {type: string, format: uuid}\n"
         "                level: {type: integer, enum: [1, 2]} #<\n",
         f"{P}.properties.level.enum",
-        "enum values must be non-empty strings (they become StrEnum)",
+        "enum values must be non-empty strings (they become Literal values)",
         id="enum-not-strings",
     ),
     pytest.param(

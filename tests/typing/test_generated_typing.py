@@ -119,3 +119,28 @@ def test_worker_options_are_keyword_only_and_typed(report: Report) -> None:
         ),
         (21, 'Too many positional arguments for "invoices_worker"  [call-arg]'),
     ]
+
+
+def test_enum_fields_accept_their_values_as_written(report: Report) -> None:
+    assert report["good_enum_literals.py"] == []
+
+
+def test_enum_fields_reject_any_other_value(report: Report) -> None:
+    reasons = "Literal['duplicate', 'customer-request', 'fraud', 'billing-error']"
+    assert errors(report, "bad_enum_literal.py") == [
+        (
+            10,
+            'Argument "reason" to "InvoiceVoided" has incompatible type "Literal[\'frauds\']"; '
+            f'expected "{reasons}"  [arg-type]',
+        ),
+        (
+            11,
+            'Argument "currency" to "Money" has incompatible type "Literal[\'JPY\']"; '
+            "expected \"Literal['EUR', 'USD', 'GBP', 'CHF']\"  [arg-type]",
+        ),
+        (
+            12,
+            "Incompatible types in assignment (expression has type \"Literal['Fraud']\", "
+            f'variable has type "{reasons}")  [assignment]',
+        ),
+    ]

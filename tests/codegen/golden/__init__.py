@@ -12,16 +12,10 @@ from . import mail, shop
 
 __all__ = ["QUEUES", "create_queues", "mail", "shop"]
 
-QUEUES: tuple[QueueSpec, ...] = (
-    shop.ORDERS_DEAD,
-    shop.ORDERS,
-    shop.V2_SYNC,
-    mail.OUTBOX,
-)
+QUEUES: tuple[QueueSpec, ...] = (shop.ORDERS_DEAD, shop.ORDERS, shop.V2_SYNC, mail.OUTBOX)
 """Every queue of the catalogue; a dead-letter queue comes before the queues that use it."""
 
 
 async def create_queues(boss: Boss) -> None:
-    """Create or update every queue of the catalogue, in the order of ``QUEUES``."""
-    for spec in QUEUES:
-        await boss.create_queue(spec)
+    """Create or update every queue of the catalogue, in one transaction."""
+    await boss.create_queues(QUEUES)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from generated.billing import Currency, Money
+from generated.billing import Money
 
-PRICE = Money(amount_cents="4900", currency=Currency.EUR)
-EXTRA = Money(amount_cents=1, currency=Currency.EUR, cents=1)
+PRICE = Money(amount_cents="4900", currency="EUR")
+EXTRA = Money(amount_cents=1, currency="EUR", cents=1)

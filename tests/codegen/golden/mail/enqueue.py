@@ -12,9 +12,8 @@ from typing import Any
 
 from psycopg import AsyncConnection, Connection
 
-from typed_queues.runtime import Boss, JobId, SyncBoss
+from typed_queues.runtime import Boss, JobId, SyncBoss, typed
 
-from .._support import envelope
 from .models import MailRequested
 
 __all__ = [
@@ -35,9 +34,11 @@ async def enqueue_mail_requested(
     singleton_key: str | None = None,
 ) -> JobId:
     """Enqueue one ``mail-requested`` job on queue ``mail.outbox``."""
-    return await boss.send(
+    return await typed.send_event(
+        boss,
         "mail.outbox",
-        envelope("mail-requested", payload, boss.source),
+        "mail-requested",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -54,9 +55,11 @@ async def enqueue_mail_requested_many(
     priority: int | None = None,
 ) -> list[JobId]:
     """Enqueue a batch of ``mail-requested`` jobs on queue ``mail.outbox`` in one statement."""
-    return await boss.send_many(
+    return await typed.send_events(
+        boss,
         "mail.outbox",
-        [envelope("mail-requested", payload, boss.source) for payload in payloads],
+        "mail-requested",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -73,9 +76,11 @@ def enqueue_mail_requested_sync(
     singleton_key: str | None = None,
 ) -> JobId:
     """Enqueue one ``mail-requested`` job on queue ``mail.outbox`` (sync path, ``SyncBoss``)."""
-    return boss.send(
+    return typed.send_event_sync(
+        boss,
         "mail.outbox",
-        envelope("mail-requested", payload, boss.source),
+        "mail-requested",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -94,9 +99,11 @@ def enqueue_mail_requested_many_sync(
     """Enqueue a batch of ``mail-requested`` jobs on queue ``mail.outbox`` in one statement
     (sync path, ``SyncBoss``).
     """
-    return boss.send_many(
+    return typed.send_events_sync(
+        boss,
         "mail.outbox",
-        [envelope("mail-requested", payload, boss.source) for payload in payloads],
+        "mail-requested",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,

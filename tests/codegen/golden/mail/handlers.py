@@ -7,9 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Protocol
 
-from typed_queues.runtime import Boss, JobContext, Worker, process_job
+from typed_queues.runtime import Boss, JobContext, Worker, typed
 
-from .._support import Route, build_worker, parse_payload
 from .models import MailRequested
 
 __all__ = ["OutboxHandlers", "outbox_worker"]
@@ -20,6 +19,9 @@ class OutboxHandlers(Protocol):
 
     async def on_mail_requested(self, payload: MailRequested, job: JobContext) -> None:
         """Handle ``mail-requested``."""
+
+
+_OUTBOX_ROUTES = (typed.Route("mail-requested", MailRequested, "on_mail_requested", "to"),)
 
 
 def outbox_worker(
@@ -40,23 +42,11 @@ def outbox_worker(
     The keyword options are those of ``Worker``; an option left as None takes the Worker's
     default.
     """
-
-    async def run_mail_requested(job: JobContext) -> None:
-        payload = await parse_payload(job, MailRequested, entity_field="to")
-        await process_job(
-            job,
-            lambda: handlers.on_mail_requested(payload, job),
-            label="mail-requested",
-            entity_id=str(payload.to),
-        )
-
-    routes: dict[str, Route] = {
-        "mail-requested": run_mail_requested,
-    }
-    return build_worker(
+    return typed.build_worker(
         boss,
         "mail.outbox",
-        routes,
+        handlers,
+        _OUTBOX_ROUTES,
         concurrency=concurrency,
         label=label,
         batch_size=batch_size,

@@ -8,10 +8,15 @@ from datetime import time, timedelta
 from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated
 
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import ConfigDict, EmailStr, Field
+
+from typed_queues.runtime.typed import Payload
 
 
-class MailRequested(BaseModel):
+class MailRequested(Payload):
+    model_config = ConfigDict(
+        extra="ignore",
+    )
     to: EmailStr
     sent_at: time | None = None
     ttl: timedelta | None = None

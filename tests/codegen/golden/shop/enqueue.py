@@ -12,9 +12,8 @@ from typing import Any
 
 from psycopg import AsyncConnection, Connection
 
-from typed_queues.runtime import Boss, JobId, SyncBoss
+from typed_queues.runtime import Boss, JobId, SyncBoss, typed
 
-from .._support import envelope
 from .models import OrderCancelled, OrderPlaced, StockChangedV2
 
 __all__ = [
@@ -46,9 +45,11 @@ async def enqueue_order_placed(
 
     Enqueue one ``order-placed`` job on queue ``shop.orders``.
     """
-    return await boss.send(
+    return await typed.send_event(
+        boss,
         "shop.orders",
-        envelope("order-placed", payload, boss.source),
+        "order-placed",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -68,9 +69,11 @@ async def enqueue_order_placed_many(
 
     Enqueue a batch of ``order-placed`` jobs on queue ``shop.orders`` in one statement.
     """
-    return await boss.send_many(
+    return await typed.send_events(
+        boss,
         "shop.orders",
-        [envelope("order-placed", payload, boss.source) for payload in payloads],
+        "order-placed",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -90,9 +93,11 @@ def enqueue_order_placed_sync(
 
     Enqueue one ``order-placed`` job on queue ``shop.orders`` (sync path, ``SyncBoss``).
     """
-    return boss.send(
+    return typed.send_event_sync(
+        boss,
         "shop.orders",
-        envelope("order-placed", payload, boss.source),
+        "order-placed",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -113,9 +118,11 @@ def enqueue_order_placed_many_sync(
     Enqueue a batch of ``order-placed`` jobs on queue ``shop.orders`` in one statement (sync
     path, ``SyncBoss``).
     """
-    return boss.send_many(
+    return typed.send_events_sync(
+        boss,
         "shop.orders",
-        [envelope("order-placed", payload, boss.source) for payload in payloads],
+        "order-placed",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -132,9 +139,11 @@ async def enqueue_order_cancelled(
     singleton_key: str | None = None,
 ) -> JobId:
     """Enqueue one ``order-cancelled`` job on queue ``shop.orders``."""
-    return await boss.send(
+    return await typed.send_event(
+        boss,
         "shop.orders",
-        envelope("order-cancelled", payload, boss.source),
+        "order-cancelled",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -151,9 +160,11 @@ async def enqueue_order_cancelled_many(
     priority: int | None = None,
 ) -> list[JobId]:
     """Enqueue a batch of ``order-cancelled`` jobs on queue ``shop.orders`` in one statement."""
-    return await boss.send_many(
+    return await typed.send_events(
+        boss,
         "shop.orders",
-        [envelope("order-cancelled", payload, boss.source) for payload in payloads],
+        "order-cancelled",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -170,9 +181,11 @@ def enqueue_order_cancelled_sync(
     singleton_key: str | None = None,
 ) -> JobId:
     """Enqueue one ``order-cancelled`` job on queue ``shop.orders`` (sync path, ``SyncBoss``)."""
-    return boss.send(
+    return typed.send_event_sync(
+        boss,
         "shop.orders",
-        envelope("order-cancelled", payload, boss.source),
+        "order-cancelled",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -191,9 +204,11 @@ def enqueue_order_cancelled_many_sync(
     """Enqueue a batch of ``order-cancelled`` jobs on queue ``shop.orders`` in one statement
     (sync path, ``SyncBoss``).
     """
-    return boss.send_many(
+    return typed.send_events_sync(
+        boss,
         "shop.orders",
-        [envelope("order-cancelled", payload, boss.source) for payload in payloads],
+        "order-cancelled",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -210,9 +225,11 @@ async def enqueue_stock_changed_v2(
     singleton_key: str | None = None,
 ) -> JobId:
     """Enqueue one ``stock-changed-v2`` job on queue ``shop.v2-sync``."""
-    return await boss.send(
+    return await typed.send_event(
+        boss,
         "shop.v2-sync",
-        envelope("stock-changed-v2", payload, boss.source),
+        "stock-changed-v2",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -229,9 +246,11 @@ async def enqueue_stock_changed_v2_many(
     priority: int | None = None,
 ) -> list[JobId]:
     """Enqueue a batch of ``stock-changed-v2`` jobs on queue ``shop.v2-sync`` in one statement."""
-    return await boss.send_many(
+    return await typed.send_events(
+        boss,
         "shop.v2-sync",
-        [envelope("stock-changed-v2", payload, boss.source) for payload in payloads],
+        "stock-changed-v2",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -250,9 +269,11 @@ def enqueue_stock_changed_v2_sync(
     """Enqueue one ``stock-changed-v2`` job on queue ``shop.v2-sync`` (sync path,
     ``SyncBoss``).
     """
-    return boss.send(
+    return typed.send_event_sync(
+        boss,
         "shop.v2-sync",
-        envelope("stock-changed-v2", payload, boss.source),
+        "stock-changed-v2",
+        payload,
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -271,9 +292,11 @@ def enqueue_stock_changed_v2_many_sync(
     """Enqueue a batch of ``stock-changed-v2`` jobs on queue ``shop.v2-sync`` in one statement
     (sync path, ``SyncBoss``).
     """
-    return boss.send_many(
+    return typed.send_events_sync(
+        boss,
         "shop.v2-sync",
-        [envelope("stock-changed-v2", payload, boss.source) for payload in payloads],
+        "stock-changed-v2",
+        payloads,
         conn=conn,
         start_after=start_after,
         priority=priority,

@@ -7,9 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Protocol
 
-from typed_queues.runtime import Boss, JobContext, Worker, process_job
+from typed_queues.runtime import Boss, JobContext, Worker, typed
 
-from .._support import Route, build_worker, parse_payload
 from .models import OrderCancelled, OrderPlaced, StockChangedV2
 
 __all__ = ["OrdersHandlers", "V2SyncHandlers", "orders_worker", "v2_sync_worker"]
@@ -27,6 +26,12 @@ class OrdersHandlers(Protocol):
 
     async def on_order_cancelled(self, payload: OrderCancelled, job: JobContext) -> None:
         """Handle ``order-cancelled``."""
+
+
+_ORDERS_ROUTES = (
+    typed.Route("order-placed", OrderPlaced, "on_order_placed", "order_id"),
+    typed.Route("order-cancelled", OrderCancelled, "on_order_cancelled"),
+)
 
 
 def orders_worker(
@@ -47,33 +52,11 @@ def orders_worker(
     The keyword options are those of ``Worker``; an option left as None takes the Worker's
     default.
     """
-
-    async def run_order_placed(job: JobContext) -> None:
-        payload = await parse_payload(job, OrderPlaced, entity_field="order_id")
-        await process_job(
-            job,
-            lambda: handlers.on_order_placed(payload, job),
-            label="order-placed",
-            entity_id=str(payload.order_id),
-        )
-
-    async def run_order_cancelled(job: JobContext) -> None:
-        payload = await parse_payload(job, OrderCancelled)
-        await process_job(
-            job,
-            lambda: handlers.on_order_cancelled(payload, job),
-            label="order-cancelled",
-            entity_id=None,
-        )
-
-    routes: dict[str, Route] = {
-        "order-placed": run_order_placed,
-        "order-cancelled": run_order_cancelled,
-    }
-    return build_worker(
+    return typed.build_worker(
         boss,
         "shop.orders",
-        routes,
+        handlers,
+        _ORDERS_ROUTES,
         concurrency=concurrency,
         label=label,
         batch_size=batch_size,
@@ -90,6 +73,11 @@ class V2SyncHandlers(Protocol):
 
     async def on_stock_changed_v2(self, payload: StockChangedV2, job: JobContext) -> None:
         """Handle ``stock-changed-v2``."""
+
+
+_V2_SYNC_ROUTES = (
+    typed.Route("stock-changed-v2", StockChangedV2, "on_stock_changed_v2", "warehouse"),
+)
 
 
 def v2_sync_worker(
@@ -110,23 +98,11 @@ def v2_sync_worker(
     The keyword options are those of ``Worker``; an option left as None takes the Worker's
     default.
     """
-
-    async def run_stock_changed_v2(job: JobContext) -> None:
-        payload = await parse_payload(job, StockChangedV2, entity_field="warehouse")
-        await process_job(
-            job,
-            lambda: handlers.on_stock_changed_v2(payload, job),
-            label="stock-changed-v2",
-            entity_id=str(payload.warehouse),
-        )
-
-    routes: dict[str, Route] = {
-        "stock-changed-v2": run_stock_changed_v2,
-    }
-    return build_worker(
+    return typed.build_worker(
         boss,
         "shop.v2-sync",
-        routes,
+        handlers,
+        _V2_SYNC_ROUTES,
         concurrency=concurrency,
         label=label,
         batch_size=batch_size,

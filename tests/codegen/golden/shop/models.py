@@ -5,32 +5,30 @@
 from __future__ import annotations
 
 from datetime import date as date_aliased
-from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AnyUrl, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AnyUrl, AwareDatetime, ConfigDict, EmailStr, Field
 from typing_extensions import TypeAliasType
 
+from typed_queues.runtime.typed import Payload
 
-class Currency(StrEnum):
-    EUR = "EUR"
-    USD = "USD"
+Currency = Literal["EUR", "USD"]
 
 
-class Money(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
+class Money(Payload):
     amount_cents: Annotated[int, Field(ge=0)]
     currency: Currency
 
 
-class Address(BaseModel):
+class Address(Payload):
     """
     Declared here; an inline "address" object elsewhere must not take this name.
     """
 
+    model_config = ConfigDict(
+        extra="ignore",
+    )
     line1: str
     country: Annotated[str | None, Field(pattern="^[A-Z]{2}$")] = None
 
@@ -41,32 +39,26 @@ A stock keeping unit.
 """
 
 
-class OrderPlacedStatus(StrEnum):
-    NEW = "new"
-    PAID = "paid"
-    IN_PROGRESS = "in-progress"
+OrderPlacedStatus = Literal["new", "paid", "in-progress"]
 
 
-class OrderPlacedAddress(BaseModel):
+class OrderPlacedAddress(Payload):
+    model_config = ConfigDict(
+        extra="ignore",
+    )
     street: str | None = None
 
 
-class OrderPlacedItem(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
+class OrderPlacedItem(Payload):
     sku: Sku
     quantity: Annotated[int, Field(ge=1)]
 
 
-class OrderPlaced(BaseModel):
+class OrderPlaced(Payload):
     """
     A customer placed an order.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-    )
     order_id: UUID
     placed_at: AwareDatetime
     date: date_aliased | None = None
@@ -88,13 +80,13 @@ class OrderPlaced(BaseModel):
     note: str | None = None
 
 
-class OrderCancelled(BaseModel):
+class OrderCancelled(Payload):
+    model_config = ConfigDict(
+        extra="ignore",
+    )
     order_id: UUID
 
 
-class StockChangedV2(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
+class StockChangedV2(Payload):
     warehouse: int
     counts: dict[str, int]

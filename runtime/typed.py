@@ -1,0 +1,310 @@
+"""What the generated SDK (``queues generate``) is built on, so that it holds only what varies
+per catalogue: the payload base class, the send helpers behind every ``enqueue_*`` function,
+and the worker that a queue's routes describe.
+
+The generated code calls these with its own names and types around them; they are usable by
+hand too (``Route`` and ``build_worker`` for a worker of typed events, say).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, NoReturn, TypeVar
+
+from psycopg import AsyncConnection, Connection
+from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError as PydanticValidationError
+
+from . import (
+    Boss,
+    InvalidPayloadError,
+    JobContext,
+    JobId,
+    PermanentJobError,
+    SyncBoss,
+    UnknownEventError,
+    Worker,
+    make_envelope,
+    process_job,
+)
+
+__all__ = [
+    "Payload",
+    "Route",
+    "build_worker",
+    "envelope",
+    "envelopes",
+    "router",
+    "send_event",
+    "send_event_sync",
+    "send_events",
+    "send_events_sync",
+]
+
+_Model = TypeVar("_Model", bound=BaseModel)
+_MAX_ERRORS = 5
+
+
+class Payload(BaseModel):
+    """Base class of the generated payload models: unknown fields are refused.
+
+    That is ``additionalProperties: false`` in the catalogue, the usual case; the model of an
+    object that allows other fields says so in its own ``model_config``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- sending ------------------------------------------------------------------------------------
+
+
+def envelope(event: str, payload: BaseModel, source: str | None) -> dict[str, Any]:
+    """The job data of one typed payload: the event, the payload as JSON with its fields named
+    as in the catalogue (aliases), and the sender's ``source``."""
+    return make_envelope(event, payload.model_dump(mode="json", by_alias=True), source=source)
+
+
+def envelopes(
+    event: str, payloads: Iterable[BaseModel], source: str | None
+) -> list[dict[str, Any]]:
+    """The job data of a batch of one event, built in one pass over ``payloads``.
+
+    The envelopes share one ``metadata`` (one timestamp: the batch is sent at once).
+    """
+    first = make_envelope(event, {}, source=source)
+    return [
+        {**first, "payload": payload.model_dump(mode="json", by_alias=True)} for payload in payloads
+    ]
+
+
+async def send_event(
+    boss: Boss,
+    queue: str,
+    event: str,
+    payload: BaseModel,
+    *,
+    conn: AsyncConnection[Any] | None = None,
+    start_after: datetime | timedelta | None = None,
+    priority: int | None = None,
+    singleton_key: str | None = None,
+) -> JobId:
+    """Enqueue one ``event`` job on ``queue``; the options are those of ``Boss.send``."""
+    return await boss.send(
+        queue,
+        envelope(event, payload, boss.source),
+        conn=conn,
+        start_after=start_after,
+        priority=priority,
+        singleton_key=singleton_key,
+    )
+
+
+async def send_events(
+    boss: Boss,
+    queue: str,
+    event: str,
+    payloads: Iterable[BaseModel],
+    *,
+    conn: AsyncConnection[Any] | None = None,
+    start_after: datetime | timedelta | None = None,
+    priority: int | None = None,
+) -> list[JobId]:
+    """Enqueue a batch of ``event`` jobs on ``queue``; the options are those of
+    ``Boss.send_many``."""
+    return await boss.send_many(
+        queue,
+        envelopes(event, payloads, boss.source),
+        conn=conn,
+        start_after=start_after,
+        priority=priority,
+    )
+
+
+def send_event_sync(
+    boss: SyncBoss,
+    queue: str,
+    event: str,
+    payload: BaseModel,
+    *,
+    conn: Connection[Any] | None = None,
+    start_after: datetime | timedelta | None = None,
+    priority: int | None = None,
+    singleton_key: str | None = None,
+) -> JobId:
+    """``send_event`` for a ``SyncBoss``."""
+    return boss.send(
+        queue,
+        envelope(event, payload, boss.source),
+        conn=conn,
+        start_after=start_after,
+        priority=priority,
+        singleton_key=singleton_key,
+    )
+
+
+def send_events_sync(
+    boss: SyncBoss,
+    queue: str,
+    event: str,
+    payloads: Iterable[BaseModel],
+    *,
+    conn: Connection[Any] | None = None,
+    start_after: datetime | timedelta | None = None,
+    priority: int | None = None,
+) -> list[JobId]:
+    """``send_events`` for a ``SyncBoss``."""
+    return boss.send_many(
+        queue,
+        envelopes(event, payloads, boss.source),
+        conn=conn,
+        start_after=start_after,
+        priority=priority,
+    )
+
+
+# -- processing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """How a worker handles one event of its queue.
+
+    A job whose ``data.event`` is ``event`` has its payload validated with ``model``, then
+    ``handlers.<method>(payload, job)`` runs inside ``process_job``, which logs the job with
+    the payload's ``entity_field`` (a field name as written in the catalogue) as its entity id.
+    """
+
+    event: str
+    model: type[BaseModel]
+    method: str
+    entity_field: str | None = None
+
+
+def build_worker(
+    boss: Boss,
+    queue: str,
+    handlers: object,
+    routes: Iterable[Route],
+    *,
+    concurrency: int = 10,
+    label: str | None = None,
+    batch_size: int | None = None,
+    poll_interval: timedelta | float | None = None,
+    shutdown_grace: timedelta | float | None = None,
+) -> Worker:
+    """A ``Worker`` of ``queue`` that calls ``handlers`` by event, as ``routes`` say.
+
+    An invalid payload or an unknown event fails the job for good (no retries; it reaches the
+    dead-letter queue) with the reason, and never reaches a handler. The keyword options are
+    the ``Worker``'s; one left as None keeps the Worker's default.
+    """
+    process = router(queue, handlers, routes)
+    if shutdown_grace is None:
+        return Worker(
+            boss,
+            queue,
+            process,
+            concurrency=concurrency,
+            label=label,
+            batch_size=batch_size,
+            poll_interval=poll_interval,
+        )
+    return Worker(
+        boss,
+        queue,
+        process,
+        concurrency=concurrency,
+        label=label,
+        batch_size=batch_size,
+        poll_interval=poll_interval,
+        shutdown_grace=shutdown_grace,
+    )
+
+
+def router(
+    queue: str, handlers: object, routes: Iterable[Route]
+) -> Callable[[JobContext], Awaitable[None]]:
+    """What a ``build_worker`` worker runs for each job of ``queue``: the job's route, its
+    payload validated, ``handlers``' method called inside ``process_job``.
+
+    An invalid payload or an unknown event raises a ``PermanentJobError`` (logged as the
+    job's failure), which fails the job without retries.
+    """
+    table = {route.event: (route, _attribute(route)) for route in routes}
+    known = ", ".join(f'"{event}"' for event in table)
+
+    async def process(job: JobContext) -> None:
+        found = table.get(job.event) if job.event is not None else None
+        if found is None:
+            what = "a job with no event" if job.event is None else f'unknown event "{job.event}"'
+            message = f'{what} on queue "{queue}"; this worker handles {known}'
+            await _fail(job, UnknownEventError(message))
+        route, attribute = found
+        payload = await _parse(job, route.model, route.entity_field)
+        # looked up per job (a handler object may provide its methods lazily)
+        method: Callable[[BaseModel, JobContext], Awaitable[None]] = getattr(handlers, route.method)
+        entity_id = None if attribute is None else str(getattr(payload, attribute))
+        await process_job(job, lambda: method(payload, job), label=route.event, entity_id=entity_id)
+
+    return process
+
+
+def _attribute(route: Route) -> str | None:
+    """The model attribute of the route's entity field (a field may be renamed in Python)."""
+    field = route.entity_field
+    if field is None:
+        return None
+    for name, info in route.model.model_fields.items():
+        if (info.alias or name) == field:
+            return name
+    raise ValueError(
+        f'route of event "{route.event}": model {route.model.__name__} has no field "{field}"'
+    )
+
+
+async def _parse(job: JobContext, model: type[_Model], entity_field: str | None) -> _Model:
+    """Validate the job's payload with ``model``; fail the job for good when it is invalid."""
+    try:
+        return model.model_validate(job.payload)
+    except PydanticValidationError as exc:
+        error = InvalidPayloadError(_summary(job, model, exc))
+    # failed outside the except block, so that the error carries no pydantic context (the
+    # input values, possibly personal data)
+    await _fail(job, error, entity_id=_raw_entity_id(job, entity_field))
+
+
+async def _fail(
+    job: JobContext, error: PermanentJobError, *, entity_id: str | None = None
+) -> NoReturn:
+    """Fail through ``process_job`` so that the failure is logged like any other job's."""
+
+    async def reject() -> None:
+        raise error
+
+    await process_job(job, reject, label=job.event or "(no event)", entity_id=entity_id)
+    raise error  # process_job re-raises; this line is for the type checker
+
+
+def _summary(job: JobContext, model: type[BaseModel], exc: PydanticValidationError) -> str:
+    problems = []
+    for item in exc.errors(include_url=False, include_input=False)[:_MAX_ERRORS]:
+        where = ".".join(str(part) for part in item["loc"]) or "payload"
+        problems.append(f"{where}: {item['msg']}")
+    more = exc.error_count() - _MAX_ERRORS
+    if more > 0:
+        problems.append(f"and {more} more")
+    return (
+        f'invalid payload for event "{job.event}" on queue "{job.queue}" '
+        f"(model {model.__name__}): " + "; ".join(problems)
+    )
+
+
+def _raw_entity_id(job: JobContext, field: str | None) -> str | None:
+    """The entity field of a payload that failed validation, when it is a plain id."""
+    payload = job.payload
+    if field is None or not isinstance(payload, dict):
+        return None
+    value = payload.get(field)
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
