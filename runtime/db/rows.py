@@ -7,7 +7,15 @@ from typing import Any, NamedTuple
 
 from ..jobs import JobId
 
-__all__ = ["ClaimedJob", "FailedJob", "FetchedJob", "JobDataRow", "QueueRow"]
+__all__ = [
+    "ClaimedJob",
+    "FailedJob",
+    "FetchedJob",
+    "JobDataRow",
+    "QueueMaxWait",
+    "QueueRow",
+    "WaitingJob",
+]
 
 
 class ClaimedJob(NamedTuple):
@@ -60,3 +68,21 @@ class JobDataRow(NamedTuple):
     id: JobId
     state: str
     data: dict[str, Any]
+
+
+# -- max_wait expiry --
+
+
+class WaitingJob(NamedTuple):
+    """A job that waited longer than its queue's ``max_wait``, about to fail."""
+
+    id: JobId
+    retry_count: int
+    waited: timedelta
+
+
+class QueueMaxWait(NamedTuple):
+    """A queue whose jobs may wait at most ``max_wait`` to start."""
+
+    name: str
+    max_wait: timedelta

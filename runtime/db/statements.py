@@ -221,3 +221,29 @@ class Statements:
 
     def testing_schema_drop(self) -> Statement:
         return self._custom("testing_schema_drop")
+
+    # -- max_wait expiry ---------------------------------------------------------------------
+
+    def queue_max_waits(self) -> Statement:
+        return self._custom("queue_max_waits")
+
+    def job_expire_waiting(self, queue: str, max_wait: timedelta, limit: int) -> Statement:
+        """Lock and mark, for this transaction only, jobs of ``queue`` due for longer than
+        ``max_wait``; ``job_fail_many`` with ``permanent`` then fails them."""
+        return self._custom(
+            "job_expire_waiting", {"queue": queue, "max_wait": max_wait, "limit": limit}
+        )
+
+    # -- rolling upgrades --------------------------------------------------------------------
+
+    def schema_compatible_from(self) -> Statement:
+        return self._custom("schema_compatible_from")
+
+    def schema_record_compatible_from(self, migrations: Sequence[Migration]) -> Statement:
+        return self._custom(
+            "schema_record_compatible_from",
+            {
+                "versions": [m.version for m in migrations],
+                "floors": [m.compatible_from for m in migrations],
+            },
+        )

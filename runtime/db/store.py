@@ -16,9 +16,17 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ..jobs import Job, JobId, QueueStats
-from .migrations import check_version
+from .migrations import CODE_VERSION, check_version
 from .queries import MIGRATIONS
-from .rows import ClaimedJob, FailedJob, FetchedJob, JobDataRow, QueueRow
+from .rows import (
+    ClaimedJob,
+    FailedJob,
+    FetchedJob,
+    JobDataRow,
+    QueueMaxWait,
+    QueueRow,
+    WaitingJob,
+)
 from .statements import Statement, Statements
 
 __all__ = ["AsyncConn", "AsyncCursor", "Store"]
@@ -56,20 +64,25 @@ class Store:
             await self._run(conn, sql.migration_lock())
             await self._run(conn, sql.migration_bootstrap())
             [(current,)] = await self._rows(conn, sql.schema_version())
-            check_version(self.schema, int(current))
+            if current > CODE_VERSION:  # a rolling deploy: accepted with a warning, or refused
+                check_version(self.schema, int(current), await self.schema_compatible_from(conn))
+                return 0
             for migration in [m for m in MIGRATIONS if m.version > current]:
                 await self._run(conn, sql.migration_apply(migration))
                 await self._run(conn, sql.migration_record(migration))
+            await self.schema_record_compatible_from(conn)
             return sum(1 for m in MIGRATIONS if m.version > current)
 
     async def schema_version(self, conn: AsyncConn) -> int:
         """The schema's version without migrating (0 when never migrated); raises
-        ``SchemaVersionError`` when the database is newer than this code."""
+        ``SchemaVersionError`` when the database is newer than this code and not compatible
+        with it (``check_version``)."""
         [(exists,)] = await self._rows(conn, self.sql.schema_has_version_table())
         if not exists:
             return 0
         [(current,)] = await self._rows(conn, self.sql.schema_version())
-        check_version(self.schema, int(current))
+        if current > CODE_VERSION:
+            check_version(self.schema, int(current), await self.schema_compatible_from(conn))
         return int(current)
 
     # -- queues ------------------------------------------------------------------------------
@@ -220,3 +233,28 @@ class Store:
     ) -> int:
         """Make the queued jobs of ``queues`` due within ``within`` (all when None) due now."""
         return max(await self._run(conn, self.sql.testing_make_due(queues, within)), 0)
+
+    # -- max_wait expiry --
+
+    async def queue_max_waits(self, conn: AsyncConn) -> list[QueueMaxWait]:
+        """The queues that have a ``max_wait``."""
+        return list(map(QueueMaxWait._make, await self._rows(conn, self.sql.queue_max_waits())))
+
+    async def job_expire_waiting(
+        self, conn: AsyncConn, queue: str, max_wait: timedelta, limit: int
+    ) -> list[WaitingJob]:
+        """Lock up to ``limit`` jobs of ``queue`` due for longer than ``max_wait``, marked for
+        ``job_fail_many(..., permanent=[True, ...])`` in the same transaction."""
+        rows = await self._rows(conn, self.sql.job_expire_waiting(queue, max_wait, limit))
+        return list(map(WaitingJob._make, rows))
+
+    # -- rolling upgrades --
+
+    async def schema_compatible_from(self, conn: AsyncConn) -> int:
+        """The oldest code version the schema accepts (the largest declared floor)."""
+        [(floor,)] = await self._rows(conn, self.sql.schema_compatible_from())
+        return int(floor)
+
+    async def schema_record_compatible_from(self, conn: AsyncConn) -> None:
+        """Store each known migration's declared floor where the version table lacks it."""
+        await self._run(conn, self.sql.schema_record_compatible_from(MIGRATIONS))

@@ -13,7 +13,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ..jobs import Job, JobId
-from .migrations import check_version
+from .migrations import CODE_VERSION, check_version
 from .queries import MIGRATIONS
 from .rows import JobDataRow, QueueRow
 from .statements import Statement, Statements
@@ -43,10 +43,13 @@ class SyncStore:
             self._rows(conn, sql.migration_lock())
             self._rows(conn, sql.migration_bootstrap())
             [(current,)] = self._rows(conn, sql.schema_version())
-            check_version(self.schema, int(current))
+            if current > CODE_VERSION:  # a rolling deploy: accepted with a warning, or refused
+                check_version(self.schema, int(current), self.schema_compatible_from(conn))
+                return 0
             for migration in [m for m in MIGRATIONS if m.version > current]:
                 self._rows(conn, sql.migration_apply(migration))
                 self._rows(conn, sql.migration_record(migration))
+            self._rows(conn, sql.schema_record_compatible_from(MIGRATIONS))
             return sum(1 for m in MIGRATIONS if m.version > current)
 
     def queue_upsert(self, conn: SyncConn, params: dict[str, Any]) -> None:
@@ -98,3 +101,10 @@ class SyncStore:
     def testing_schema_drop(self, conn: SyncConn) -> None:
         """Drop the whole schema, queue tables and all (for throwaway test schemas)."""
         self._rows(conn, self.sql.testing_schema_drop())
+
+    # -- rolling upgrades --
+
+    def schema_compatible_from(self, conn: SyncConn) -> int:
+        """``Store.schema_compatible_from`` on a sync connection."""
+        [(floor,)] = self._rows(conn, self.sql.schema_compatible_from())
+        return int(floor)
