@@ -27,6 +27,7 @@ from .errors import CatalogueError, CatalogueInvalid, Path, suggest
 from .source import Source, load_source, parse_source
 
 __all__ = [
+    "NEVER",
     "Catalogue",
     "Defaults",
     "Domain",
@@ -82,11 +83,29 @@ def _bounded(low: timedelta, high: timedelta) -> AfterValidator:
     return AfterValidator(check)
 
 
+#: ``max_wait: never`` (no limit), kept apart from "not set" (inherit the default).
+NEVER = timedelta(0)
+
+
+def _parse_max_wait(value: object) -> timedelta:
+    """A duration from 1s to 3650d, or ``never`` (``NEVER``)."""
+    if value == "never":
+        return NEVER
+    try:
+        parsed = parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}, or never (no limit)") from None
+    if not timedelta(seconds=1) <= parsed <= timedelta(days=3650):
+        raise ValueError(f"{format_duration(parsed)} is out of range: allowed 1s to 3650d")
+    return parsed
+
+
 _Duration = BeforeValidator(parse_duration)
 RetryDelay = Annotated[timedelta, _Duration, _bounded(timedelta(0), timedelta(days=1))]
 MaxDelay = Annotated[timedelta, _Duration, _bounded(timedelta(seconds=1), timedelta(days=7))]
 ExpireIn = Annotated[timedelta, _Duration, _bounded(timedelta(seconds=1), timedelta(days=1))]
 Retention = Annotated[timedelta, _Duration, _bounded(timedelta(minutes=1), timedelta(days=3650))]
+MaxWait = Annotated[timedelta, BeforeValidator(_parse_max_wait)]
 RetryLimit = Annotated[StrictInt, Field(ge=0, le=100)]
 Text = Annotated[StrictStr, Field(max_length=2000)]
 
@@ -125,6 +144,7 @@ class Defaults(_Strict):
     retry: RetryConfig = RetryConfig()
     expire_in: ExpireIn = timedelta(minutes=15)
     retention: Retention = timedelta(days=7)
+    max_wait: MaxWait = NEVER
 
 
 class Event(_Strict):
@@ -139,6 +159,7 @@ class Queue(_Strict):
     retry: RetryConfig | None = None
     expire_in: ExpireIn | None = None
     retention: Retention | None = None
+    max_wait: MaxWait | None = None
     dead_letter: StrictStr | None = None
     events: dict[str, Event] = Field(default_factory=dict)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from . import names
-from .catalogue import Catalogue, EffectiveRetry
+from .catalogue import NEVER, Catalogue, EffectiveRetry
 from .errors import CatalogueError, CatalogueInvalid, Path
 from .payloads import ModelsModule
 from .source import Source
@@ -42,6 +42,8 @@ class QueuePlan:
     retention: timedelta
     dead_letter: str | None
     events: tuple[EventPlan, ...]
+    #: How long a job may wait to start; None: no limit.
+    max_wait: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ def build_plan(catalogue: Catalogue) -> list[DomainPlan]:
                     retention=queue.retention or catalogue.defaults.retention,
                     dead_letter=dead_letter,
                     events=events,
+                    max_wait=_max_wait(queue.max_wait, catalogue.defaults.max_wait),
                 )
             )
         plans.append(
@@ -178,3 +181,9 @@ def queue_order(plans: list[DomainPlan]) -> list[tuple[DomainPlan, QueuePlan]]:
     for db_name in by_name:
         place(db_name)
     return ordered
+
+
+def _max_wait(queue: timedelta | None, default: timedelta) -> timedelta | None:
+    """The queue's ``max_wait`` after inheritance; None for no limit (``never``)."""
+    chosen = default if queue is None else queue
+    return None if chosen == NEVER else chosen

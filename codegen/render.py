@@ -163,6 +163,7 @@ def _queue_spec(queue: QueuePlan) -> Call:
             f"dead_letter={py_str(queue.dead_letter) if queue.dead_letter else None}",
             Text("description=", " ".join(queue.description.split())),
             # Only when set: queues without a limit render as before it existed.
+            *([f"max_wait={py_timedelta(queue.max_wait)}"] if queue.max_wait else []),
         ],
     )
 

@@ -42,6 +42,7 @@ PUSH = QueueSpec(
     retention=timedelta(days=1),
     dead_letter="notifications.undeliverable",
     description="Mobile push notifications.",
+    max_wait=timedelta(hours=1),
 )
 """Queue ``notifications.push``. Mobile push notifications.
 
