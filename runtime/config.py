@@ -7,8 +7,10 @@ Nothing here falls back to an embedded server; only the demo and the test suite 
 from __future__ import annotations
 
 import os
+import re
+from typing import Final
 
-__all__ = ["DSN_ENV_VARS", "resolve_dsn"]
+__all__ = ["DSN_ENV_VARS", "REDACTED", "dsn_password", "redact", "resolve_dsn"]
 
 #: Environment variables consulted, in order, when no DSN is passed explicitly.
 DSN_ENV_VARS: tuple[str, ...] = ("QUEUES_DSN", "DATABASE_URL")
@@ -25,4 +27,47 @@ def resolve_dsn(explicit: str | None) -> str | None:
         value = os.environ.get(name, "").strip()
         if value:
             return value
+    return None
+
+
+# -- secrets ------------------------------------------------------------------------------------
+
+_URL_PASSWORD: Final = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^:/?#@\s]*:)[^@\s]*@", re.I)
+_KEYWORD_PASSWORD: Final = re.compile(
+    r"(?P<head>\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s'\"]+)", re.I
+)
+#: What a password is replaced with.
+REDACTED: Final = "***"
+
+
+def redact(text: str, dsn: str | None = None) -> str:
+    """``text`` with every password it may carry replaced by ``***``: the password part of a
+    URL (``postgresql://user:secret@host``), a ``password=...`` keyword, and the password of
+    ``dsn`` wherever it appears."""
+    if not text:
+        return text
+    if "://" in text:
+        text = _URL_PASSWORD.sub(lambda m: m["head"] + REDACTED + "@", text)
+    if "assword" in text or "ASSWORD" in text:
+        text = _KEYWORD_PASSWORD.sub(lambda m: m["head"] + REDACTED, text)
+    secret = dsn_password(dsn) if dsn else None
+    if secret and len(secret) >= 4 and secret in text:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def dsn_password(dsn: str) -> str | None:
+    """The password written in ``dsn`` (URL or keyword form), if any."""
+    match = _URL_PASSWORD.search(dsn)
+    if match is not None:
+        from urllib.parse import unquote
+
+        raw = dsn[match.end("head") : match.end() - 1]
+        return unquote(raw) or None
+    match = _KEYWORD_PASSWORD.search(dsn)
+    if match is not None:
+        value = match.group(0)[len(match["head"]) :]
+        if value.startswith("'") and value.endswith("'"):
+            value = value[1:-1].replace("\\'", "'").replace("\\\\", "\\")
+        return value or None
     return None

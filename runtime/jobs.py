@@ -13,11 +13,14 @@ from enum import StrEnum
 from typing import Any, Final, NewType, TypeVar
 
 from .errors import JobCancelledError
+from .failures import summarize
+from .tracing import trace_context
 
 __all__ = [
     "ENVELOPE_VERSION",
     "Job",
     "JobContext",
+    "JobError",
     "JobId",
     "JobState",
     "QueueStats",
@@ -48,6 +51,45 @@ class JobState(StrEnum):
     FAILED = "failed"
 
 
+@dataclass(frozen=True, slots=True)
+class JobError:
+    """One failed attempt of a job, as kept in its error history (the last 20 attempts; each
+    part bounded: message 2000 characters, traceback summary 4000)."""
+
+    #: Which attempt failed (1 for the first run).
+    attempt: int
+    #: When the failure was written (the database's clock).
+    at: datetime | None
+    type: str
+    message: str
+    #: The last frames of the traceback, bounded; None for failures without one (a rescue).
+    traceback: str | None = None
+    #: Host and pid of the process that ran the attempt; None when not known (a rescue).
+    worker_host: str | None = None
+    worker_pid: int | None = None
+    #: The dead-letter copy made by this failure, when it was the last attempt.
+    dead_letter_id: JobId | None = None
+
+    @classmethod
+    def from_entry(cls, entry: Mapping[str, Any]) -> JobError:
+        """One entry of the ``errors`` column."""
+        worker = entry.get("worker")
+        worker = worker if isinstance(worker, Mapping) else {}
+        at = entry.get("at")
+        copy = entry.get("dead_letter_id")
+        pid = worker.get("pid")
+        return cls(
+            attempt=int(entry.get("attempt") or 0),
+            at=datetime.fromisoformat(at) if isinstance(at, str) else None,
+            type=str(entry.get("type") or "Error"),
+            message=str(entry.get("message") or ""),
+            traceback=entry.get("traceback"),
+            worker_host=worker.get("host"),
+            worker_pid=pid if isinstance(pid, int) else None,
+            dead_letter_id=JobId(uuid.UUID(copy)) if isinstance(copy, str) else None,
+        )
+
+
 @dataclass(slots=True)
 class Job:
     """One stored job."""
@@ -71,10 +113,16 @@ class Job:
     lease_until: datetime | None = None
     #: Id of the copy put into the dead-letter queue, once the job failed for good.
     dead_letter_id: JobId | None = None
+    #: Every failed attempt's error, oldest first (the last 20 attempts).
+    errors: tuple[JobError, ...] = ()
+    #: For a copy in a dead-letter queue: the id of the job it is a copy of.
+    dead_letter_of: JobId | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
         """Build a job from a row of the ``job_columns`` selection."""
+        errors = row.get("errors")
+        source = row.get("dead_letter_of")
         return cls(
             id=JobId(row["id"]),
             queue=row["queue"],
@@ -92,6 +140,8 @@ class Job:
             fence=row["fence"],
             lease_until=row["lease_until"],
             dead_letter_id=None if row["dead_letter_id"] is None else JobId(row["dead_letter_id"]),
+            errors=tuple(JobError.from_entry(e) for e in errors or () if isinstance(e, Mapping)),
+            dead_letter_of=None if source is None else JobId(source),
         )
 
 
@@ -129,15 +179,21 @@ def _utc_timestamp() -> str:
 def make_envelope(
     event: str, payload: Mapping[str, Any], *, source: str | None = None
 ) -> dict[str, Any]:
-    """The job data of one event: ``{"event", "payload", "metadata"}``."""
+    """The job data of one event: ``{"event", "payload", "metadata"}``. When an OpenTelemetry
+    span is active, the metadata also carries its W3C ``traceparent`` (and ``tracestate``), so
+    the worker's span for the job continues the caller's trace."""
+    metadata = {
+        "source": source or "queues",
+        "timestamp": _utc_timestamp(),
+        "version": ENVELOPE_VERSION,
+    }
+    traced = trace_context()
+    if traced is not None:
+        metadata.update(traced)
     return {
         "event": event,
         "payload": payload if isinstance(payload, dict) else dict(payload),
-        "metadata": {
-            "source": source or "queues",
-            "timestamp": _utc_timestamp(),
-            "version": ENVELOPE_VERSION,
-        },
+        "metadata": metadata,
     }
 
 
@@ -259,17 +315,7 @@ async def process_job(
         if _job_log.isEnabledFor(logging.ERROR):
             duration = round((time.perf_counter() - started) * 1000.0, 3)
             failure = {**(extra or _extra(ctx, entity_id)), "duration_ms": duration}
-            failure["error"] = f"{type(exc).__name__}: {exc}"
-            cancelled = isinstance(exc, asyncio.CancelledError)
-            _job_log.error(
-                "Failed: %s | ID: %s after %.1f ms: %s",
-                name,
-                shown_id,
-                duration,
-                "cancelled" if cancelled else failure["error"],
-                extra=failure,
-                exc_info=not cancelled,
-            )
+            _log_failed(name, shown_id, duration, exc, failure)
         raise
     if extra is not None:
         duration = round((time.perf_counter() - started) * 1000.0, 3)
@@ -281,6 +327,34 @@ async def process_job(
             extra={**extra, "duration_ms": duration},
         )
     return result
+
+
+def _log_failed(
+    name: str, shown_id: str, duration: float, exc: BaseException, failure: dict[str, Any]
+) -> None:
+    """The ``Failed:`` record, bounded: the message and the traceback are cut as the stored
+    error is (``failures.summarize``), so a huge exception message never makes a huge line.
+    The record keeps ``exc_info`` (for handlers that want the exception object) with the
+    bounded text preset as its ``exc_text``, which formatters print instead of formatting the
+    exception again."""
+    summary = summarize(exc, kind=type(exc).__name__)
+    failure["error"] = summary.line
+    cancelled = isinstance(exc, asyncio.CancelledError)
+    fn, lno, func, _ = _job_log.findCaller(False, 2)  # process_job's line
+    record = _job_log.makeRecord(
+        _job_log.name,
+        logging.ERROR,
+        fn,
+        lno,
+        "Failed: %s | ID: %s after %.1f ms: %s",
+        (name, shown_id, duration, "cancelled" if cancelled else summary.line),
+        None if cancelled else (type(exc), exc, exc.__traceback__),
+        func,
+        failure,
+    )
+    if not cancelled:
+        record.exc_text = summary.traceback.rstrip("\n")
+    _job_log.handle(record)
 
 
 def _extra(ctx: JobContext, entity_id: str | None) -> dict[str, Any]:

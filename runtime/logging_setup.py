@@ -13,7 +13,15 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, TextIO
 
-__all__ = ["JOB_FIELDS", "JsonFormatter", "TextFormatter", "configure_logging"]
+from .config import redact
+
+__all__ = [
+    "JOB_FIELDS",
+    "JsonFormatter",
+    "RedactingFilter",
+    "TextFormatter",
+    "configure_logging",
+]
 
 #: The structured fields the job wrapper attaches to its records, in display order.
 JOB_FIELDS: Final = ("job_id", "queue", "event", "entity_id", "attempt", "duration_ms")
@@ -56,7 +64,8 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = extras.pop(key)
         entry.update(extras)
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            # A preset exc_text is the bounded form (the job wrapper's failures).
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
@@ -76,8 +85,24 @@ class TextFormatter(logging.Formatter):
         if context:
             line += f" [{context}]"
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + (record.exc_text or self.formatException(record.exc_info))
         return line
+
+
+class RedactingFilter(logging.Filter):
+    """Replaces passwords (of DSNs and ``password=`` keywords) in a record's message and
+    traceback text by ``***``; cheap for the usual record, which mentions neither."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
 
 
 def configure_logging(
@@ -89,6 +114,7 @@ def configure_logging(
     """Install one handler on the root logger (replacing any earlier handlers) and return it."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

@@ -16,8 +16,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from ..config import redact
 from ..logging_setup import configure_logging
+from . import dlq_command, jobs_command, purge_command
 from .common import Failure, UsageError, preflight, require_dsn
+from .metrics_option import add_metrics_options
 from .status import render_status
 from .worker_command import run_worker_command
 
@@ -60,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _error(message: str, *, code: int) -> int:
-    print(f"queues: error: {message}", file=sys.stderr)
+    print(f"queues: error: {redact(message)}", file=sys.stderr)
     return code
 
 
@@ -167,6 +170,7 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--no-migrate", action="store_true", help="do not migrate the schema on start"
     )
+    add_metrics_options(worker)
     worker.set_defaults(handler=run_worker_command)
 
     status = commands.add_parser(
@@ -176,6 +180,10 @@ def _parser() -> argparse.ArgumentParser:
         description="A table of every queue's jobs by state.",
     )
     status.set_defaults(handler=_status)
+
+    # Operations (issue 13): jobs list|show|retry|cancel|resume, dlq redrive, purge.
+    for module in (jobs_command, dlq_command, purge_command):
+        module.register(commands, [database, logs])
 
     commands.add_parser(
         "demo",

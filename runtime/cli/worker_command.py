@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..logging_setup import configure_logging
 from .common import UsageError, require_dsn
+from .metrics_option import check_metrics_options, worker_metrics
 
 if TYPE_CHECKING:
     from ..client import Boss
@@ -27,6 +28,7 @@ _log = logging.getLogger("queues.cli")
 
 def run_worker_command(args: argparse.Namespace) -> int:
     configure_logging(args.log_format, level=args.log_level)
+    check_metrics_options(args)
     if args.embedded and args.dsn:
         raise UsageError("--embedded and --dsn exclude each other")
     module_name, _, attr = str(args.app).partition(":")
@@ -110,10 +112,13 @@ async def _run_workers(target: object, args: argparse.Namespace) -> int:
         for worker in workers:
             _set_concurrency(worker, args.concurrency)
     try:
-        await start_workers(*workers)
-        await stop.wait()
-        _log.info("stopping: no new jobs are claimed; running jobs have %ss", args.shutdown_grace)
-        await asyncio.gather(*(w.stop(timeout=args.shutdown_grace) for w in workers))
+        async with worker_metrics(args, bosses):
+            await start_workers(*workers)
+            await stop.wait()
+            _log.info(
+                "stopping: no new jobs are claimed; running jobs have %ss", args.shutdown_grace
+            )
+            await asyncio.gather(*(w.stop(timeout=args.shutdown_grace) for w in workers))
     finally:
         for boss in bosses:
             await boss.stop(timeout=args.shutdown_grace)

@@ -24,19 +24,22 @@ from ..db.dedicated import DedicatedConnection
 from ..db.identifiers import validate_queue_name
 from ..db.migrations import CODE_VERSION
 from ..errors import ConfigurationError
-from ..jobs import Job, JobContext, JobId, QueueStats
+from ..job_views import JobPage, PurgeReport, QueueDepth, RedriveReport
+from ..jobs import Job, JobContext, JobId, JobState, QueueStats
 from ..options import Duration, positive_int, seconds
 from ..policy import QueueSpec
 from ..worker.services import WorkerServices, WorkerSettings
 from .connections import ClientConnections
 from .handle import EnqueuedJob, QueueHandle
 from .job_control import JobControl
+from .operations import Operations
 from .queue_cache import QueueCache, QueueInfo, info_of
 from .sender import Sender
 
 if TYPE_CHECKING:
     from ..db.rows import JobDataRow
     from ..worker.maintenance import MaintenanceResult
+    from ..worker.observer import WorkerObserver
     from ..worker.worker import Worker
 
 __all__ = ["Boss", "EnqueuedJob", "QueueHandle"]
@@ -114,6 +117,8 @@ class Boss:
             concurrency=positive_int("send_concurrency", send_concurrency),
         )
         self._jobs = JobControl(self._store, self._connections, self._queues, self.lease)
+        self._operations = Operations(self._store, self._connections, self._queues)
+        self._observer: WorkerObserver | None = None
         self._services: WorkerServices | None = None
         self._services_lock = asyncio.Lock()
         self._start_lock = asyncio.Lock()
@@ -304,8 +309,9 @@ class Boss:
         return await self._jobs.change("resume", job_id, conn)
 
     async def retry(self, job_id: JobId, *, conn: AsyncConn | None = None) -> bool:
-        """Retry a failed job now; False if it was not failed."""
-        return await self._jobs.change("retry", job_id, conn)
+        """Retry a failed job now; False if it was not failed. Its dead-letter copy, if it has
+        not run, is settled in the same transaction, so the job runs once more, not twice."""
+        return await self._operations.retry(job_id, conn)
 
     async def get_job(self, job_id: JobId) -> Job | None:
         """The job with this id, or None."""
@@ -359,6 +365,7 @@ class Boss:
                     on_queues=self._queues.load,
                 )
                 await services.start(self._connections.connect_timeout)
+                services.set_observer(self._observer)
                 self._services = services
         if worker not in self._workers:
             self._workers.append(worker)
@@ -414,3 +421,65 @@ class Boss:
         names = [validate_queue_name(queue) for queue in queues]
         async with self._connections.pool().connection() as conn:
             return await self._store.testing_make_due(conn, names, within)
+
+    # -- operations --
+
+    async def list_jobs(
+        self,
+        *,
+        queue: str | None = None,
+        state: JobState | str | None = None,
+        event: str | None = None,
+        limit: int = 50,
+        after: str | None = None,
+    ) -> JobPage:
+        """One page of jobs (at most ``limit``, up to 1000), filtered by queue, state and
+        event; pass the page's ``next`` as ``after`` for the following page (None: the last).
+
+        Each state is read through its own index, in that index's order: running jobs
+        longest running first, retries next due first, queued jobs in claim order, finished
+        ones most recent first. Without ``state`` the states come in that order: active,
+        retry, failed, cancelled, created, completed. ``event`` filters the rows of those
+        ranges (it has no index of its own)."""
+        return await self._operations.list_jobs(
+            queue=queue, state=state, event=event, limit=limit, after=after
+        )
+
+    async def redrive(
+        self, dead_letter_queue: str, limit: int | None = None, *, dry_run: bool = False
+    ) -> RedriveReport:
+        """Put the originals of the dead-letter copies waiting in ``dead_letter_queue`` (and of
+        those its own handler failed) back in their queues, due now, at most ``limit``.
+
+        Each copy is settled (completed with a note) in the same transaction as its original
+        is requeued, so the job runs once more, not also as the copy; a copy a worker is
+        running right now is left to it. An original that is no longer the failed job of its
+        copy (retried since, or failed again with a newer copy) is not requeued again; a copy
+        whose original retention deleted is left as it is. ``dry_run`` writes nothing and
+        reports what would happen."""
+        return await self._operations.redrive(dead_letter_queue, limit, dry_run=dry_run)
+
+    async def purge(
+        self,
+        queue: str,
+        state: JobState | str,
+        *,
+        older_than: timedelta | None = None,
+        dry_run: bool = False,
+    ) -> PurgeReport:
+        """Delete the jobs of ``queue`` in ``state`` (finished ones whose ``completed_on``, or
+        queued ones whose ``created_on``, is older than ``older_than``), in batches of 1000,
+        each its own transaction. Active jobs are refused (cancel them first). ``dry_run``
+        counts instead."""
+        return await self._operations.purge(queue, state, older_than=older_than, dry_run=dry_run)
+
+    async def queue_depths(self) -> list[QueueDepth]:
+        """Per queue: queued jobs, those due, the oldest due one's age, and running jobs."""
+        return await self._operations.queue_depths()
+
+    def observe(self, observer: WorkerObserver | None) -> None:
+        """Tell ``observer`` (e.g. ``typed_queues.runtime.metrics.PrometheusMetrics``) about
+        this Boss's claims, runs, result writes and rescues; None stops it."""
+        self._observer = observer
+        if self._services is not None:
+            self._services.set_observer(observer)

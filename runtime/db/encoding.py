@@ -7,11 +7,11 @@ both are checked here, with a fast path for the common case (a short, clean payl
 from __future__ import annotations
 
 import json
-import traceback
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from ..errors import PayloadError
+from ..failures import MAX_MESSAGE, summarize, worker_identity
 
 __all__ = [
     "encode_data",
@@ -46,8 +46,6 @@ def _make_dumps() -> Callable[[object], str]:
 
 _dumps: Final = _make_dumps()
 _ESCAPED_NUL: Final = "\\u0000"
-MAX_MESSAGE: Final = 2000
-MAX_TRACEBACK: Final = 8000
 
 
 def _find_nul(value: Any, path: str) -> str | None:
@@ -190,20 +188,22 @@ def _safe_repr(value: object) -> str:
         return f"<{type(value).__name__} object (repr failed: {type(exc).__name__})>"
 
 
-def error_document(error: str | BaseException, *, kind: str | None = None) -> str:
-    """The JSON stored as a failed attempt's output: ``{"error": {type, message, traceback}}``."""
+def error_document(
+    error: str | BaseException, *, kind: str | None = None, worker: bool = True
+) -> str:
+    """The JSON stored as a failed attempt's output: ``{"error": {type, message, traceback,
+    worker}}``, each part bounded (``failures.summarize``). ``worker`` (host and pid of this
+    process) is left out with ``worker=False``, for failures decided elsewhere (a rescue)."""
+    details: dict[str, Any]
     if isinstance(error, BaseException):
-        name = kind or type(error).__qualname__
-        try:
-            message = str(error)
-        except Exception:
-            message = _safe_repr(error)
-        trace = "".join(traceback.format_exception(error))
+        summary = summarize(error, kind=kind)
         details = {
-            "type": sanitize_text(name, 200),
-            "message": sanitize_text(message, MAX_MESSAGE),
-            "traceback": sanitize_text(trace[-MAX_TRACEBACK:], MAX_TRACEBACK),
+            "type": sanitize_text(summary.type, 200),
+            "message": sanitize_text(summary.message, MAX_MESSAGE),
+            "traceback": sanitize_text(summary.traceback, len(summary.traceback) + 20),
         }
     else:
         details = {"type": kind or "Error", "message": sanitize_text(str(error), MAX_MESSAGE)}
+    if worker:
+        details["worker"] = worker_identity()
     return _encoder.encode({"error": details})

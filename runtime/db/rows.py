@@ -14,6 +14,8 @@ __all__ = [
     "JobDataRow",
     "QueueMaxWait",
     "QueueRow",
+    "RedriveRow",
+    "RescuedJob",
     "WaitingJob",
 ]
 
@@ -86,3 +88,27 @@ class QueueMaxWait(NamedTuple):
 
     name: str
     max_wait: timedelta
+
+
+# -- operations --
+
+
+class RedriveRow(NamedTuple):
+    """A dead-letter copy and its original, as a redrive (or its dry run) found them."""
+
+    copy_id: JobId
+    original_id: JobId | None
+    original_queue: str | None
+    original_state: str | None
+    requeued: bool
+    settled: bool
+
+
+class RescuedJob(NamedTuple):
+    """A job a maintenance round rescued, with its queue and event (for metrics)."""
+
+    id: JobId
+    new_state: str
+    queue: str
+    event: str | None
+    dead_lettered: bool

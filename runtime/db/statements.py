@@ -247,3 +247,49 @@ class Statements:
                 "floors": [m.compatible_from for m in migrations],
             },
         )
+
+    # -- operations --------------------------------------------------------------------------
+
+    def job_list(self, name: str, params: Mapping[str, Any]) -> Statement:
+        """A page of one state of the job list (``job_list_created``, ``_retry``, ``_active``,
+        ``_completed``, ``_failed``): queue, event, state, limit and the keyset ``k_*``."""
+        return self._custom(name, params)
+
+    def dlq_pick(self, queue: str, limit: int, skip: Sequence[JobId], *, lock: bool) -> Statement:
+        return self._custom(
+            "dlq_pick" if lock else "dlq_peek",
+            {"queue": queue, "limit": limit, "skip": list(skip)},
+        )
+
+    def dlq_classify(self, ids: Sequence[JobId]) -> Statement:
+        return self._custom("dlq_classify", {"ids": list(ids)})
+
+    def dlq_redrive(self, ids: Sequence[JobId]) -> Statement:
+        return self._custom("dlq_redrive", {"ids": list(ids)})
+
+    def job_lock_dead_letter_copy(self, job_id: JobId) -> Statement:
+        return self._custom("job_lock_dead_letter_copy", {"id": job_id})
+
+    def job_retry_settling(self, job_id: JobId) -> Statement:
+        return self._custom("job_retry_settling", {"id": job_id})
+
+    def job_purge(
+        self,
+        queue: str,
+        state: str,
+        older_than: timedelta | None,
+        limit: int | None,
+    ) -> Statement:
+        """Delete one batch (``limit`` jobs) of ``queue`` in ``state``, or count them all
+        (``limit=None``)."""
+        group = "waiting" if state in ("created", "retry") else "finished"
+        name = f"job_purge_{group}" if limit is not None else f"job_purge_count_{group}"
+        return self._custom(
+            name, {"queue": queue, "state": state, "older_than": older_than, "limit": limit}
+        )
+
+    def queue_depths(self) -> Statement:
+        return self._custom("queue_depths")
+
+    def job_labels(self, ids: Sequence[JobId]) -> Statement:
+        return self._custom("job_labels", {"ids": list(ids)})

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from ..job_views import JobSummary, QueueDepth
 from ..jobs import Job, JobId, QueueStats
 from .migrations import CODE_VERSION, check_version
 from .queries import MIGRATIONS
@@ -25,6 +26,8 @@ from .rows import (
     JobDataRow,
     QueueMaxWait,
     QueueRow,
+    RedriveRow,
+    RescuedJob,
     WaitingJob,
 )
 from .statements import Statement, Statements
@@ -258,3 +261,79 @@ class Store:
     async def schema_record_compatible_from(self, conn: AsyncConn) -> None:
         """Store each known migration's declared floor where the version table lacks it."""
         await self._run(conn, self.sql.schema_record_compatible_from(MIGRATIONS))
+
+    # -- operations --
+
+    async def job_list(
+        self, conn: AsyncConn, name: str, params: dict[str, Any]
+    ) -> list[JobSummary]:
+        """One page of one state of the job list (see ``Statements.job_list``)."""
+        rows = await self._rows(conn, self.sql.job_list(name, params))
+        return [JobSummary.from_row(row) for row in rows]
+
+    async def dlq_pick(
+        self, conn: AsyncConn, queue: str, limit: int, skip: Sequence[JobId], *, lock: bool
+    ) -> list[JobId]:
+        """Dead-letter copies of ``queue`` to redrive, at most ``limit``, none of ``skip``; with
+        ``lock``, locked for the current transaction (skipping those another one holds)."""
+        rows = await self._rows(conn, self.sql.dlq_pick(queue, limit, skip, lock=lock))
+        return [JobId(row[0]) for row in rows[:limit]]
+
+    async def dlq_classify(self, conn: AsyncConn, ids: Sequence[JobId]) -> list[RedriveRow]:
+        """What redriving the copies ``ids`` would do (nothing is written)."""
+        rows = await self._rows(conn, self.sql.dlq_classify(ids))
+        return [
+            RedriveRow(copy_id, source, queue, state, bool(linked), state is not None)
+            for copy_id, source, queue, state, linked in rows
+        ]
+
+    async def dlq_redrive(self, conn: AsyncConn, ids: Sequence[JobId]) -> list[RedriveRow]:
+        """Redrive the copies ``ids`` (locked by ``dlq_pick`` in this transaction)."""
+        return list(map(RedriveRow._make, await self._rows(conn, self.sql.dlq_redrive(ids))))
+
+    async def job_lock_dead_letter_copy(
+        self, conn: AsyncConn, job_id: JobId
+    ) -> tuple[JobId, str, str] | None:
+        """Lock the dead-letter copy of the failed job ``job_id``: its id, state and queue; None
+        when the job is not failed or has no copy."""
+        rows = await self._rows(conn, self.sql.job_lock_dead_letter_copy(job_id))
+        return None if not rows else (JobId(rows[0][0]), rows[0][1], rows[0][2])
+
+    async def job_retry_settling(self, conn: AsyncConn, job_id: JobId) -> bool:
+        """Retry the failed job ``job_id`` now and settle its dead-letter copy; False when the
+        job was not failed."""
+        return bool(await self._rows(conn, self.sql.job_retry_settling(job_id)))
+
+    async def job_purge(
+        self, conn: AsyncConn, queue: str, state: str, older_than: timedelta | None, limit: int
+    ) -> int:
+        """Delete one batch of at most ``limit`` jobs; returns how many were deleted."""
+        stmt = self.sql.job_purge(queue, state, older_than, limit)
+        return max(await self._run(conn, stmt), 0)
+
+    async def job_purge_count(
+        self, conn: AsyncConn, queue: str, state: str, older_than: timedelta | None
+    ) -> int:
+        """How many jobs ``job_purge`` batches would delete now."""
+        [(count,)] = await self._rows(conn, self.sql.job_purge(queue, state, older_than, None))
+        return int(count)
+
+    async def queue_depths(self, conn: AsyncConn) -> list[QueueDepth]:
+        return [QueueDepth(*row) for row in await self._rows(conn, self.sql.queue_depths())]
+
+    async def job_rescue_detailed(
+        self, conn: AsyncConn, lease_error: str, expire_error: str, grace: timedelta, limit: int
+    ) -> list[RescuedJob]:
+        """``job_rescue``, returning each rescued job with its new state, queue and event."""
+        rows = await self._rows(conn, self.sql.job_rescue(lease_error, expire_error, grace, limit))
+        if not rows:
+            return []
+        ids = [JobId(row[0]) for row in rows]
+        labels = {
+            row[0]: (row[1], row[2], bool(row[3]))
+            for row in await self._rows(conn, self.sql.job_labels(ids))
+        }
+        return [
+            RescuedJob(job_id, new_state, *labels.get(job_id, ("", None, False)))
+            for job_id, new_state in rows
+        ]

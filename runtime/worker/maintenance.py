@@ -29,9 +29,10 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from ..db import QueueRow, Store
+from ..db import AsyncConn, QueueRow, Store
 from ..db.encoding import error_document
 from ..db.rows import WaitingJob
+from .observer import WorkerObserver
 
 __all__ = ["Maintenance", "MaintenanceResult"]
 
@@ -42,9 +43,10 @@ AsyncPool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 _LEASE_ERROR = error_document(
     "the worker stopped heartbeating (killed, stuck or cut off): its lease expired",
     kind="LeaseExpired",
+    worker=False,  # decided by whichever process runs maintenance, not the job's worker
 )
 _EXPIRE_ERROR = error_document(
-    "the attempt ran longer than the queue's expire_in", kind="JobExpired"
+    "the attempt ran longer than the queue's expire_in", kind="JobExpired", worker=False
 )
 #: Grace past expire_in before the database expires a job (the worker's own timeout goes first).
 _EXPIRE_GRACE = timedelta(seconds=1)
@@ -76,6 +78,8 @@ class Maintenance:
         self._budget = budget
         self._on_queues = on_queues
         self._task: asyncio.Task[None] | None = None
+        #: Told about rescued jobs (metrics); None costs nothing.
+        self.observer: WorkerObserver | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="queues-maintenance")
@@ -113,6 +117,18 @@ class Maintenance:
                 )
             await asyncio.sleep(self._interval)
 
+    async def _rescue(self, conn: AsyncConn) -> int:
+        if self.observer is None:
+            return await self._store.job_rescue(
+                conn, _LEASE_ERROR, _EXPIRE_ERROR, _EXPIRE_GRACE, self._batch
+            )
+        jobs = await self._store.job_rescue_detailed(
+            conn, _LEASE_ERROR, _EXPIRE_ERROR, _EXPIRE_GRACE, self._batch
+        )
+        if jobs:
+            self.observer.rescued(jobs)
+        return len(jobs)
+
     async def run_once(self) -> MaintenanceResult | None:
         """One round; None when another process holds the maintenance lock."""
         result = MaintenanceResult()
@@ -122,9 +138,7 @@ class Maintenance:
                 async with conn.transaction():
                     if not await self._store.maintenance_lock(conn):
                         return None
-                    rescued = await self._store.job_rescue(
-                        conn, _LEASE_ERROR, _EXPIRE_ERROR, _EXPIRE_GRACE, self._batch
-                    )
+                    rescued = await self._rescue(conn)
                 result.rescued += rescued
                 if rescued < self._batch or time.monotonic() > deadline:
                     break

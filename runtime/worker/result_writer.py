@@ -26,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ..db import Store
 from ..jobs import JobId
+from .observer import WorkerObserver
 
 __all__ = ["LostLease", "ResultWriter"]
 
@@ -51,6 +52,7 @@ class _Done:
     fence: int
     output: str | None
     deadline: float
+    tag: object = None  # the observer's handle on the job's labels (metrics)
 
 
 @dataclass(slots=True)
@@ -60,6 +62,7 @@ class _Failed:
     error: str
     permanent: bool
     deadline: float
+    tag: object = None
 
 
 def _backoff(failures: int) -> float:
@@ -122,6 +125,8 @@ class ResultWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._paused: set[JobId] = set()
+        #: Told about every write (metrics); None costs nothing.
+        self.observer: WorkerObserver | None = None
 
     # -- called by workers -----------------------------------------------------------------
 
@@ -139,16 +144,18 @@ class ResultWriter:
         """Stop heartbeating one job, as if its process were frozen (a test seam)."""
         self._paused.add(job_id)
 
-    def complete(self, job_id: JobId, fence: int, output: str | None) -> None:
+    def complete(self, job_id: JobId, fence: int, output: str | None, tag: object = None) -> None:
         lease = self.untrack(job_id)
         deadline = lease.deadline if lease else time.monotonic()
-        self._done.append(_Done(job_id, fence, output, deadline))
+        self._done.append(_Done(job_id, fence, output, deadline, tag))
         self._signal()
 
-    def fail(self, job_id: JobId, fence: int, error: str, permanent: bool) -> None:
+    def fail(
+        self, job_id: JobId, fence: int, error: str, permanent: bool, tag: object = None
+    ) -> None:
         lease = self.untrack(job_id)
         deadline = lease.deadline if lease else time.monotonic()
-        self._failed.append(_Failed(job_id, fence, error, permanent, deadline))
+        self._failed.append(_Failed(job_id, fence, error, permanent, deadline, tag))
         self._signal()
 
     def _signal(self) -> None:
@@ -282,6 +289,8 @@ class ResultWriter:
 
     async def _write_done(self, batch: list[_Done]) -> None:
         conn = await self._pool.getconn()
+        observer = self.observer
+        started = time.perf_counter() if observer is not None else 0.0
         try:
             written = await self._store.job_complete_many(
                 conn,
@@ -291,11 +300,17 @@ class ResultWriter:
             )
         finally:
             await self._pool.putconn(conn)
+        if observer is not None:
+            observer.completions_written(
+                [item.tag for item in batch if item.id in written], time.perf_counter() - started
+            )
         if len(written) < len(batch):
             self._report_unwritten(batch, written, "completion")
 
     async def _write_failed(self, batch: list[_Failed]) -> None:
         conn = await self._pool.getconn()
+        observer = self.observer
+        started = time.perf_counter() if observer is not None else 0.0
         try:
             failed = await self._store.job_fail_many(
                 conn,
@@ -306,6 +321,12 @@ class ResultWriter:
             )
         finally:
             await self._pool.putconn(conn)
+        if observer is not None:
+            tags = {item.id: item.tag for item in batch}
+            observer.failures_written(
+                [(tags[row.id], row.new_state, row.dead_letter_id is not None) for row in failed],
+                time.perf_counter() - started,
+            )
         written = {row.id for row in failed}
         if len(written) < len(batch):
             self._report_unwritten(batch, written, "failure")

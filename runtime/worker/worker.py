@@ -24,6 +24,7 @@ from ..db.identifiers import validate_queue_name
 from ..errors import ConfigurationError, PermanentJobError
 from ..jobs import JobContext, JobId
 from ..options import Duration, positive_int, seconds
+from ..tracing import job_tracer, run_in_span
 from .claim_ahead import ClaimAhead
 from .services import WorkerServices
 from .wakeup import Signal
@@ -229,7 +230,9 @@ class Worker:
             for job_id, running in list(self._running.items()):
                 if running.started <= limit and not running.settled and running.task is not None:
                     running.settle()
-                    services.writer.fail(job_id, running.fence, error, False)
+                    observer = services.observer
+                    tag = None if observer is None else observer.tag(self.queue, running.ctx.event)
+                    services.writer.fail(job_id, running.fence, error, False, tag)
                     running.task.cancel()
 
     def _lease_lost(self, job_id: JobId) -> None:
@@ -258,16 +261,27 @@ class Worker:
     async def _execute(self, ctx: JobContext, running: _Running) -> None:
         services = self._services
         assert services is not None
+        observer = services.observer
+        tag = None if observer is None else observer.tag(self.queue, ctx.event)
+        started = time.perf_counter() if observer is not None else 0.0
+        ok = False
         try:
-            result = await self._processor(ctx)
+            tracer = job_tracer()
+            if tracer is None:
+                result = await self._processor(ctx)
+            else:
+                result = await run_in_span(tracer, ctx, lambda: self._processor(ctx))
+            ok = True
         except BaseException as exc:  # nothing a handler does may kill the worker
             if not running.settled:
                 permanent = isinstance(exc, PermanentJobError)
-                services.writer.fail(ctx.id, running.fence, error_document(exc), permanent)
+                services.writer.fail(ctx.id, running.fence, error_document(exc), permanent, tag)
         else:
             if not running.settled:
-                services.writer.complete(ctx.id, running.fence, encode_output(result))
+                services.writer.complete(ctx.id, running.fence, encode_output(result), tag)
         finally:
+            if observer is not None:
+                observer.handler_finished(tag, time.perf_counter() - started, ok)
             self._running.pop(ctx.id, None)
             self._policy.finished(time.monotonic() - running.started)
             if self._ready and not self._stopping:  # the next held job takes the slot now

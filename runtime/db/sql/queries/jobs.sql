@@ -224,7 +224,8 @@ SELECT r.queue FROM r CROSS JOIN LATERAL (SELECT pg_notify({channel}, r.queue)) 
 -- name: get_job
 SELECT j.id, j.queue, j.state::text AS state, j.data, j.priority, j.retry_count,
        coalesce(q.retry_limit, 0) AS retry_limit, j.start_after, j.created_on, j.started_on,
-       j.completed_on, j.output, j.singleton_key, j.fence, j.lease_until, j.dead_letter_id
+       j.completed_on, j.output, j.singleton_key, j.fence, j.lease_until, j.dead_letter_id,
+       j.errors, j.dead_letter_of
 FROM {schema}.job AS j
 LEFT JOIN {schema}.queue AS q ON q.name = j.queue
 WHERE j.id = %(id)s;
