@@ -4,6 +4,7 @@
     python bench/profile_queues.py pyspy      # per phase: py-spy self time by function
     python bench/profile_queues.py explain    # claim plans and drain rates at 100k / 1M queued
     python bench/profile_queues.py wakeup     # the wake-up latency (e), hop by hop
+    python bench/profile_queues.py typed      # the generated enqueue_*_many against the engine
 
 Outputs go to bench/.cache/profile/ (py-spy raw stacks) and stdout; PROFILE.md is written from
 them by hand. py-spy is installed into its own virtualenv under bench/.cache.
@@ -29,7 +30,6 @@ from benchlib.cpu import BackendCpu  # noqa: E402
 from benchlib.pyspy import pyspy_path, record, summarize  # noqa: E402
 from benchlib.runner import run_driver  # noqa: E402
 from benchlib.systems import systems_by_name  # noqa: E402
-from benchlib.wakeup import wakeup_breakdown  # noqa: E402
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PHASES: dict[str, dict[str, Any]] = {
@@ -168,13 +168,24 @@ def explain(args: argparse.Namespace) -> None:
 
 
 def wakeup(args: argparse.Namespace) -> None:
+    # imported here: it wraps runtime internals that the runtime's refactors move (it still
+    # names the modules before runtime/ was split into db, client and worker)
+    from benchlib.wakeup import wakeup_breakdown
+
     with db.fresh_database(args.dsn, "prof_wakeup") as dsn:
         wakeup_breakdown(dsn)
 
 
+def typed(args: argparse.Namespace) -> None:
+    from benchlib.typed_profile import typed_breakdown
+
+    with db.fresh_database(args.dsn, "prof_typed") as dsn:
+        typed_breakdown(dsn, BENCH / ".cache", args.jobs, args.rounds)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("what", choices=["cpu", "pyspy", "explain", "wakeup"])
+    p.add_argument("what", choices=["cpu", "pyspy", "explain", "wakeup", "typed"])
     p.add_argument("--dsn", default=os.environ.get("QUEUES_TEST_DSN", DEFAULT_DSN))
     p.add_argument("--jobs", type=int, default=20_000)
     p.add_argument("--phases", nargs="+", default=list(PHASES), choices=list(PHASES))
@@ -183,8 +194,11 @@ def main() -> None:
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--backlogs", nargs="+", type=int, default=[100_000, 1_000_000])
     p.add_argument("--drain-batches", type=int, default=2000)
+    p.add_argument("--rounds", type=int, default=5, help="typed: interleaved rounds")
     args = p.parse_args()
-    {"cpu": cpu, "pyspy": pyspy, "explain": explain, "wakeup": wakeup}[args.what](args)
+    {"cpu": cpu, "pyspy": pyspy, "explain": explain, "wakeup": wakeup, "typed": typed}[args.what](
+        args
+    )
 
 
 if __name__ == "__main__":
