@@ -1,10 +1,9 @@
-"""The example's test setup, as a user's root conftest.py would have it: the queue's test
-helpers as a pytest plugin, the catalogue's queues, and engines on the test's schema (the
-tables are created there, so they are dropped with it)."""
+"""The example's engines, on the test's schema (the tables are created there, so they are
+dropped with it). The test helpers are enabled in examples/conftest.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
@@ -12,17 +11,7 @@ from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import URL, Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from generated import QUEUES
-from typed_queues.runtime import QueueSpec
-
 from .uploads import Base
-
-pytest_plugins = ["typed_queues.runtime.testing"]
-
-
-@pytest.fixture
-def queues_specs() -> Sequence[QueueSpec]:
-    return QUEUES
 
 
 def sqlalchemy_url(dsn: str) -> URL:

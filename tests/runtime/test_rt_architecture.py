@@ -17,16 +17,7 @@ RUNTIME = Path(__file__).resolve().parents[2] / "runtime"
 REPO = RUNTIME.parent
 
 #: Leaf modules every layer may use.
-CORE = {
-    "errors",
-    "jobs",
-    "options",
-    "config",
-    "logging_setup",
-    "failures",
-    "tracing",
-    "job_views",
-}
+CORE = {"errors", "jobs", "options", "config", "logging_setup"}
 #: What each layer (the top-level folder or module under runtime/) may import at run time.
 ALLOWED: dict[str, set[str]] = {
     **{name: CORE for name in CORE},
@@ -40,10 +31,14 @@ ALLOWED: dict[str, set[str]] = {
     "integrations": CORE
     | {"db", "policy", "client", "worker", "typed", "integrations", "__init__"},
     "embedded": CORE,
-    "cli": CORE | {"db", "policy", "client", "worker", "cli", "embedded", "metrics"},
+    "cli": CORE | {"db", "policy", "client", "worker", "cli", "embedded"},
     "__init__": CORE | {"db", "policy", "client", "worker"},
-    "metrics": CORE | {"db", "worker"},
 }
+
+
+#: Command-line entry points outside cli/, which may import it: the Django management command
+#: ``manage.py queues_worker`` is ``queues worker`` inside a Django project.
+COMMANDS = {"integrations.django.management.commands.queues_worker"}
 
 
 @dataclass(frozen=True)
@@ -112,7 +107,7 @@ def test_every_layer_imports_only_what_it_may() -> None:
         assert allowed is not None, f"runtime/{imp.module}: add its layer to ALLOWED"
         if imp.type_checking:
             continue
-        if target not in allowed:
+        if target not in allowed and not (target == "cli" and imp.module in COMMANDS):
             wrong.append(f"runtime/{imp.module}:{imp.line} imports {imp.target}")
     assert not wrong, "imports against the layering:\n" + "\n".join(wrong)
 
@@ -121,7 +116,9 @@ def test_nothing_imports_the_cli() -> None:
     importers = {
         f"runtime/{imp.module}:{imp.line}"
         for imp in _all_imports()
-        if _layer(imp.target) == "cli" and _layer(imp.module) != "cli"
+        if _layer(imp.target) == "cli"
+        and _layer(imp.module) != "cli"
+        and imp.module not in COMMANDS
     }
     for folder in ("generated", "demo", "codegen"):
         for path in (REPO / folder).rglob("*.py"):
