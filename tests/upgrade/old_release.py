@@ -91,7 +91,10 @@ def _build(commit: str, root: Path) -> None:
         ["git", "archive", "--format=tar", commit], cwd=REPO, capture_output=True, check=True
     ).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(source, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python 3.11.4 and later
+            tar.extractall(source, filter="data")
+        else:  # our own repository's archive
+            tar.extractall(source)
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=_env())
     subprocess.run(
