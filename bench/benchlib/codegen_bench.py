@@ -1,4 +1,4 @@
-"""(f) Codegen time: `python -m codegen generate` on a generated catalogue of N events.
+"""(f) Codegen time: `python -m typed_queues.codegen generate` on a generated catalogue of N events.
 
 The catalogue has 5 domains x 4 queues x (N / 20) events, each event a small object payload
 with a shared `$defs` reference, so the generator does the work a real catalogue asks of it.
@@ -66,7 +66,7 @@ def catalogue_text(events: int) -> str:
 
 
 def time_codegen(repo: Path, events: int, python: str = sys.executable) -> float:
-    """Seconds for one `python -m codegen generate` run; raises when the command fails."""
+    """Seconds for one `python -m typed_queues.codegen generate` run; raises when the command fails."""
     with tempfile.TemporaryDirectory(prefix="bench-codegen-") as tmp:
         catalogue = Path(tmp) / "catalogue.yaml"
         catalogue.write_text(catalogue_text(events), encoding="utf-8")
@@ -74,7 +74,7 @@ def time_codegen(repo: Path, events: int, python: str = sys.executable) -> float
         cmd = [
             python,
             "-m",
-            "codegen",
+            "typed_queues.codegen",
             "generate",
             "--catalogue",
             str(catalogue),
