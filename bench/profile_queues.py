@@ -1,7 +1,7 @@
 """Profile this project's side of the benchmark: where the time of one job goes.
 
     python bench/profile_queues.py cpu        # per phase: wall, client CPU, server CPU per job
-    python bench/profile_queues.py pyspy      # per phase: py-spy self time by function
+    python bench/profile_queues.py pyspy      # per system and phase: py-spy self time by function
     python bench/profile_queues.py explain    # claim plans and drain rates at 100k / 1M queued
     python bench/profile_queues.py wakeup     # the wake-up latency (e), hop by hop
     python bench/profile_queues.py typed      # the generated enqueue_*_many against the engine
@@ -38,6 +38,7 @@ PHASES: dict[str, dict[str, Any]] = {
     "send_batch": {"phase": "send_batch"},
     "work_c10": {"phase": "work", "concurrency": 10},
     "work_c50": {"phase": "work", "concurrency": 50},
+    "work_floor": {"phase": "drain", "concurrency": 500},  # the floor system only
 }
 
 
@@ -48,7 +49,7 @@ def _spec(name: str, dsn: str, jobs: int) -> dict[str, Any]:
 def _prepare(system_name: str, name: str, dsn: str, jobs: int) -> None:
     system = systems_by_name([system_name])[-1]
     env = system.prepare(BENCH / ".cache", upgrade=False)
-    if PHASES[name]["phase"] == "work":
+    if PHASES[name]["phase"] in {"work", "drain"}:
         run_driver(system, env, {"phase": "seed", "dsn": dsn, "n": jobs, "timeout_s": 600}, 900)
         db.analyze(dsn)
 
@@ -61,6 +62,8 @@ def cpu(args: argparse.Namespace) -> None:
         system = systems_by_name([system_name])[-1]
         env = system.prepare(BENCH / ".cache", upgrade=False)
         for name in args.phases:
+            if PHASES[name]["phase"] == "drain" and not system.drains:
+                continue
             with db.fresh_database(args.dsn, f"prof_{system_name}") as dsn:
                 _prepare(system_name, name, dsn, args.jobs)
                 dbname = dsn.rsplit("/", 1)[1].split("?")[0]
@@ -79,24 +82,32 @@ def pyspy(args: argparse.Namespace) -> None:
     spy = pyspy_path(BENCH / ".cache")
     out_dir = BENCH / ".cache" / "profile"
     out_dir.mkdir(parents=True, exist_ok=True)
-    system = systems_by_name(["queues"])[0]
-    env = system.prepare(BENCH / ".cache", upgrade=False)
-    for name in args.phases:
-        with db.fresh_database(args.dsn, "prof_queues") as dsn:
-            _prepare("queues", name, dsn, args.jobs)
-            raw = out_dir / f"{name}.txt"
-            proc = record(spy, system.command(env, _spec(name, dsn, args.jobs)), raw, args.rate)
-            if proc.returncode != 0:
-                print(proc.stderr[-2000:], file=sys.stderr)
+    for system_name in args.systems:
+        system = systems_by_name([system_name])[-1]
+        env = system.prepare(BENCH / ".cache", upgrade=False)
+        for name in args.phases:
+            if PHASES[name]["phase"] == "drain" and not system.drains:
                 continue
-        prof = summarize(raw, args.top)
-        print(f"\n## {name}: {prof.total} samples on CPU ({raw})")
-        print("self time by function:")
-        for func, count in prof.self_by_function:
-            print(f"  {100 * count / prof.total:5.1f}%  {func}")
-        print("inclusive time by file:")
-        for module, count in prof.inclusive_by_module:
-            print(f"  {100 * count / prof.total:5.1f}%  {module}")
+            with db.fresh_database(args.dsn, f"prof_{system_name}") as dsn:
+                _prepare(system_name, name, dsn, args.jobs)
+                raw = out_dir / f"{system_name}-{name}.txt"
+                cmd = system.command(env, _spec(name, dsn, args.jobs))
+                proc = record(spy, cmd, raw, args.rate)
+                if proc.returncode != 0:
+                    print(proc.stderr[-2000:], file=sys.stderr)
+                    continue
+            _print_profile(f"{system_name} {name}", raw, args.top)
+
+
+def _print_profile(title: str, raw: Path, top: int) -> None:
+    prof = summarize(raw, top)
+    print(f"\n## {title}: {prof.total} samples on CPU ({raw})")
+    print("self time by function:")
+    for func, count in prof.self_by_function:
+        print(f"  {100 * count / prof.total:5.1f}%  {func}")
+    print("inclusive time by file:")
+    for module, count in prof.inclusive_by_module:
+        print(f"  {100 * count / prof.total:5.1f}%  {module}")
 
 
 async def _explain(dsn: str, backlog: int, drain_batches: int) -> None:

@@ -2,7 +2,8 @@
 
 `py-spy record --format raw` writes one line per distinct stack: `frame;frame;...;leaf count`,
 each frame `function (file:line)`. `summarize` turns that into self time per function and
-inclusive time per runtime module, the two views PROFILE.md needs.
+inclusive time per runtime module, the two views PROFILE.md needs; stacks inside an import
+(the driver's start-up) are left out.
 """
 
 from __future__ import annotations
@@ -60,10 +61,10 @@ def summarize(raw: Path, top: int = 25) -> Profile:
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        total += count
         frames = [m.groupdict() for f in stack.split(";") if (m := _FRAME.match(f.strip()))]
-        if not frames:
-            continue
+        if not frames or any(f["file"].startswith("<frozen importlib") for f in frames):
+            continue  # start-up imports are not the phase being profiled
+        total += count
         leaf = frames[-1]
         self_time[f"{leaf['func']} ({_short(leaf['file'])})"] += count
         for module in {_short(f["file"]) for f in frames}:
