@@ -14,6 +14,7 @@ from .errors import (
     PermanentJobError,
     QueuesError,
     SchemaVersionError,
+    Snooze,
     UnknownEventError,
     UnknownQueueError,
     ValidationError,
@@ -28,7 +29,7 @@ from .jobs import (
     make_envelope,
     process_job,
 )
-from .policy import QueueSpec, RetryPolicy
+from .policy import GroupPolicy, Limits, QueueSpec, Rate, RetryPolicy
 from .worker import Worker, start_workers
 
 __all__ = [
@@ -36,20 +37,24 @@ __all__ = [
     "Boss",
     "ConfigurationError",
     "EnqueuedJob",
+    "GroupPolicy",
     "InvalidPayloadError",
     "Job",
     "JobCancelledError",
     "JobContext",
     "JobId",
     "JobState",
+    "Limits",
     "PayloadError",
     "PermanentJobError",
     "QueueHandle",
     "QueueSpec",
     "QueueStats",
     "QueuesError",
+    "Rate",
     "RetryPolicy",
     "SchemaVersionError",
+    "Snooze",
     "SyncBoss",
     "UnknownEventError",
     "UnknownQueueError",

@@ -5,6 +5,8 @@ Every message names the thing that is wrong and, where there is one, the fix.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 __all__ = [
     "ConfigurationError",
     "InvalidPayloadError",
@@ -13,6 +15,7 @@ __all__ = [
     "PermanentJobError",
     "QueuesError",
     "SchemaVersionError",
+    "Snooze",
     "UnknownEventError",
     "UnknownQueueError",
     "ValidationError",
@@ -66,3 +69,26 @@ class UnknownEventError(PermanentJobError):
 
 class JobCancelledError(QueuesError):
     """Raised by ``JobContext.raise_if_cancelled()`` once the worker gave up on the run."""
+
+
+# -- flow control --
+
+
+class Snooze(QueuesError):
+    """Raise in a handler to put the job back for ``delay`` (a timedelta or seconds) without
+    using an attempt: it runs again later with the same attempt number. A queue's
+    ``snooze_limit`` (100 by default) bounds how often one job may snooze; past it the job
+    fails for good."""
+
+    def __init__(self, delay: object) -> None:
+        if isinstance(delay, timedelta):
+            seconds = delay.total_seconds()
+        elif isinstance(delay, int | float) and not isinstance(delay, bool):
+            seconds = float(delay)
+        else:
+            raise ValidationError(f"Snooze(delay): a timedelta or seconds, got {delay!r}")
+        if not seconds >= 0:
+            raise ValidationError(f"Snooze(delay) must be zero or more, got {delay!r}")
+        super().__init__(f"snoozed for {seconds:g}s")
+        #: How long the job waits before it is due again.
+        self.delay = timedelta(seconds=seconds)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, NewType, TypeVar
 
-from .errors import JobCancelledError
+from .errors import JobCancelledError, Snooze
 from .failures import summarize
 from .tracing import trace_context
 
@@ -311,6 +311,18 @@ async def process_job(
     started = time.perf_counter()
     try:
         result = await action()
+    except Snooze as snooze:  # not a failure: the job comes back later, same attempt
+        if extra is not None:
+            duration = round((time.perf_counter() - started) * 1000.0, 3)
+            _job_log.info(
+                "Snoozed: %s | ID: %s after %.1f ms, for %gs",
+                name,
+                shown_id,
+                duration,
+                snooze.delay.total_seconds(),
+                extra={**extra, "duration_ms": duration},
+            )
+        raise
     except BaseException as exc:
         if _job_log.isEnabledFor(logging.ERROR):
             duration = round((time.perf_counter() - started) * 1000.0, 3)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from .db.identifiers import validate_queue_name
 from .errors import ValidationError
 
-__all__ = ["QueueSpec", "RetryPolicy"]
+__all__ = ["GroupPolicy", "Limits", "QueueSpec", "Rate", "RetryPolicy"]
 
 Backoff = Literal["fixed", "exponential"]
 
@@ -49,6 +50,81 @@ class RetryPolicy:
             )
 
 
+# -- flow control --
+
+_RATE: Final = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*(ms|s|m|h|d)\s*")
+_UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _positive_int(owner: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError(f"{owner} must be an int >= 1, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """At most ``count`` job starts in any interval of length ``per`` (``Rate.parse("100/1s")``)."""
+
+    count: int
+    per: timedelta
+
+    def __post_init__(self) -> None:
+        _positive_int("Rate.count", self.count)
+        _check_duration("Rate", "per", self.per, positive=True)
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        """``"100/1s"``, ``"10/1m"``, ``"5/500ms"`` or ``"100/s"`` (count / duration)."""
+        match = _RATE.fullmatch(text) if isinstance(text, str) else None
+        if match is None:
+            raise ValidationError(
+                f"invalid rate {text!r}: write it as count/duration, e.g. 100/1s, 10/1m or 5/500ms"
+            )
+        amount = int(match[2]) if match[2] else 1
+        return cls(int(match[1]), timedelta(seconds=amount * _UNIT_SECONDS[match[3]]))
+
+    def __str__(self) -> str:
+        seconds = self.per.total_seconds()
+        for unit in ("d", "h", "m", "s"):
+            size = _UNIT_SECONDS[unit]
+            if seconds >= size and seconds % size == 0:
+                return f"{self.count}/{int(seconds // size)}{unit}"
+        return f"{self.count}/{round(seconds * 1000)}ms"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Limits of a queue across every process: at most ``active`` jobs running at once (jobs a
+    worker claimed ahead count), at most ``rate`` job starts per period. None: no limit."""
+
+    active: int | None = None
+    rate: Rate | None = None
+
+    def __post_init__(self) -> None:
+        if self.active is not None:
+            _positive_int("Limits.active", self.active)
+        if self.rate is not None and not isinstance(self.rate, Rate):
+            raise ValidationError(
+                f"Limits.rate must be a Rate (e.g. Rate.parse('100/1s')), got {self.rate!r}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class GroupPolicy:
+    """Jobs sent with a ``group_key``: at most ``active`` of one key run at once; with ``fifo``
+    they start in send order, each once the ones sent before it (at most ``active - 1`` of them
+    still unfinished) have completed or failed for good: a job waiting for a retry holds its
+    place."""
+
+    active: int = 1
+    fifo: bool = False
+
+    def __post_init__(self) -> None:
+        _positive_int("GroupPolicy.active", self.active)
+        if not isinstance(self.fifo, bool):
+            raise ValidationError(f"GroupPolicy.fifo must be a bool, got {self.fifo!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class QueueSpec:
     """A queue and its policy, as ``Boss.create_queue`` stores it (an upsert)."""
@@ -62,6 +138,13 @@ class QueueSpec:
     #: How long a job may wait to start (created or retry, counted from when it became due)
     #: before maintenance fails it as ``WaitExpired``, dead-lettered; None (default): forever.
     max_wait: timedelta | None = None
+    #: Flow control across processes: active and rate limits (``Limits``).
+    limits: Limits = Limits()
+    #: Per-key limits of jobs sent with a ``group_key`` (``GroupPolicy``); None: keys are kept
+    #: but change nothing.
+    group: GroupPolicy | None = None
+    #: How often one job may be snoozed (``raise Snooze(delay)``) before it fails for good.
+    snooze_limit: int = 100
 
     def __post_init__(self) -> None:
         validate_queue_name(self.name)
@@ -75,6 +158,18 @@ class QueueSpec:
                 raise ValidationError(f'queue "{self.name}" cannot be its own dead-letter queue')
         if self.max_wait is not None:
             _check_duration("QueueSpec", "max_wait", self.max_wait, positive=True)
+        if not isinstance(self.limits, Limits):
+            raise ValidationError(f"QueueSpec.limits must be a Limits, got {self.limits!r}")
+        if self.group is not None and not isinstance(self.group, GroupPolicy):
+            raise ValidationError(f"QueueSpec.group must be a GroupPolicy, got {self.group!r}")
+        if (
+            isinstance(self.snooze_limit, bool)
+            or not isinstance(self.snooze_limit, int)
+            or self.snooze_limit < 0
+        ):
+            raise ValidationError(
+                f"QueueSpec.snooze_limit must be an int >= 0, got {self.snooze_limit!r}"
+            )
 
     def to_params(self) -> dict[str, Any]:
         """The parameters of the ``create_queue`` statement."""
@@ -90,4 +185,17 @@ class QueueSpec:
             "dead_letter": self.dead_letter,
             "description": self.description,
             "max_wait": self.max_wait,
+        }
+
+    def flow_params(self) -> dict[str, Any]:
+        """The parameters of the ``queue_flow_set`` statement."""
+        rate, group = self.limits.rate, self.group
+        return {
+            "name": self.name,
+            "active_limit": self.limits.active,
+            "rate_count": None if rate is None else rate.count,
+            "rate_period": None if rate is None else rate.per,
+            "group_active": None if group is None else group.active,
+            "group_fifo": False if group is None else group.fifo,
+            "snooze_limit": self.snooze_limit,
         }

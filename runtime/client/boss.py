@@ -30,6 +30,7 @@ from ..options import Duration, positive_int, seconds
 from ..policy import QueueSpec
 from ..worker.services import WorkerServices, WorkerSettings
 from .connections import ClientConnections
+from .flow_control import FlowControl
 from .handle import EnqueuedJob, QueueHandle
 from .job_control import JobControl
 from .operations import Operations
@@ -38,6 +39,7 @@ from .sender import Sender
 
 if TYPE_CHECKING:
     from ..db.rows import JobDataRow
+    from ..worker.flow import FlowPolicies
     from ..worker.maintenance import MaintenanceResult
     from ..worker.observer import WorkerObserver
     from ..worker.worker import Worker
@@ -118,6 +120,9 @@ class Boss:
         )
         self._jobs = JobControl(self._store, self._connections, self._queues, self.lease)
         self._operations = Operations(self._store, self._connections, self._queues)
+        self._flow = FlowControl(
+            self._store, self._connections, self._queues, self.lease, self.poll_interval
+        )
         self._observer: WorkerObserver | None = None
         self._services: WorkerServices | None = None
         self._services_lock = asyncio.Lock()
@@ -224,8 +229,10 @@ class Boss:
         async with self._connections.pool().connection() as conn, conn.transaction():
             for spec in specs:
                 await self._store.queue_upsert(conn, spec.to_params())
+            await self._flow.store(conn, specs)
         for spec in specs:
             self._queues.put(info_of(spec))
+        self._flow.stored(specs)
 
     async def queue_info(self, queue: str) -> QueueInfo:
         """The policy of ``queue`` that workers need (cached; ``UnknownQueueError`` if the
@@ -251,8 +258,21 @@ class Boss:
         start_after: datetime | timedelta | None = None,
         priority: int | None = None,
         singleton_key: str | None = None,
+        group_key: str | None = None,
+        throttle: timedelta | None = None,
+        debounce: timedelta | None = None,
+        retry_limit: int | None = None,
+        expire_in: timedelta | None = None,
     ) -> JobId:
-        """Enqueue one job; with ``conn`` it joins that connection's transaction."""
+        """Enqueue one job; with ``conn`` it joins that connection's transaction.
+
+        Flow options: ``group_key`` puts the job in a group of its queue's ``group`` policy;
+        ``throttle`` (with ``singleton_key``) writes at most one job per key per window, later
+        sends in the window returning its id; ``debounce`` (with ``singleton_key``) starts the
+        job once no send of the key came for the window, a send meanwhile replacing the
+        waiting job's data (same id); ``retry_limit`` and ``expire_in`` override the queue's
+        for this job.
+        """
         return await self._sender.send(
             queue,
             data,
@@ -260,6 +280,11 @@ class Boss:
             start_after=start_after,
             priority=priority,
             singleton_key=singleton_key,
+            group_key=group_key,
+            throttle=throttle,
+            debounce=debounce,
+            retry_limit=retry_limit,
+            expire_in=expire_in,
         )
 
     async def send_many(
@@ -270,10 +295,22 @@ class Boss:
         conn: AsyncConn | None = None,
         start_after: datetime | timedelta | None = None,
         priority: int | None = None,
+        group_key: str | None = None,
+        retry_limit: int | None = None,
+        expire_in: timedelta | None = None,
     ) -> list[JobId]:
-        """Enqueue many jobs in one statement (COPY for big batches); all or nothing."""
+        """Enqueue many jobs in one statement (COPY for big batches); all or nothing. With
+        ``group_key`` (one group for the whole batch, in input order), ``retry_limit`` or
+        ``expire_in``, one INSERT whatever the size."""
         return await self._sender.send_many(
-            queue, data, conn=conn, start_after=start_after, priority=priority
+            queue,
+            data,
+            conn=conn,
+            start_after=start_after,
+            priority=priority,
+            group_key=group_key,
+            retry_limit=retry_limit,
+            expire_in=expire_in,
         )
 
     # -- jobs by id --------------------------------------------------------------------------
@@ -283,7 +320,10 @@ class Boss:
 
         A fetched job is leased for the queue's ``expire_in`` (at least the Boss's lease);
         nothing heartbeats it, so one not finished by then is rescued as a failed attempt.
+        A queue with limits or groups is claimed within them; a paused one returns nothing.
         """
+        if await self._flow.gated(queue):
+            return await self._flow.fetch(queue, batch_size)
         return await self._jobs.fetch(queue, batch_size)
 
     async def complete(
@@ -483,3 +523,19 @@ class Boss:
         self._observer = observer
         if self._services is not None:
             self._services.set_observer(observer)
+
+    # -- flow control --
+
+    async def pause_queue(self, name: str) -> None:
+        """Pause a queue: sends are still accepted, no job of it starts any more (workers
+        notice within their poll interval), jobs already running finish."""
+        await self._flow.pause(name, True)
+
+    async def resume_queue(self, name: str) -> None:
+        """Resume a paused queue; its workers are notified and start jobs again."""
+        await self._flow.pause(name, False)
+
+    @property
+    def flow_policies(self) -> FlowPolicies:
+        """Every queue's flow policy as this process last read it (used by the workers)."""
+        return self._flow.policies

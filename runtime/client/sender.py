@@ -13,6 +13,13 @@ from ..errors import QueuesError
 from ..jobs import JobId
 from .coalescer import Coalescer
 from .connections import ClientConnections
+from .flow_requests import (
+    FlowBatch,
+    FlowOptions,
+    batch_flow_options,
+    flow_options,
+    with_flow,
+)
 from .queue_cache import QueueCache
 from .requests import Batch, Row, make_row, rows_params, split_for_copy
 
@@ -59,15 +66,31 @@ class Sender:
         start_after: datetime | timedelta | None = None,
         priority: int | None = None,
         singleton_key: str | None = None,
+        group_key: str | None = None,
+        throttle: timedelta | None = None,
+        debounce: timedelta | None = None,
+        retry_limit: int | None = None,
+        expire_in: timedelta | None = None,
     ) -> JobId:
         self._connections.pool()
         known = self._queues.get(queue) is not None
         if not known:
             validate_queue_name(queue)
         row = make_row(queue, data, self._max_payload, start_after, priority, singleton_key)
+        flow = flow_options(
+            group_key=group_key,
+            throttle=throttle,
+            debounce=debounce,
+            retry_limit=retry_limit,
+            expire_in=expire_in,
+            singleton_key=singleton_key,
+            start_after=start_after,
+        )
+        if flow is not None:
+            row = with_flow(row, flow)
         if not known:  # checked after the arguments: bad input fails before any SQL
             await self._queues.info(queue)
-        if conn is None and row.singleton_key is None:
+        if conn is None and row.singleton_key is None and flow is None:
             await self._coalescer.submit(row)
             return row.id
         if conn is not None:
@@ -96,11 +119,17 @@ class Sender:
         conn: AsyncConn | None = None,
         start_after: datetime | timedelta | None = None,
         priority: int | None = None,
+        group_key: str | None = None,
+        retry_limit: int | None = None,
+        expire_in: timedelta | None = None,
     ) -> list[JobId]:
         self._connections.pool()
         known = self._queues.get(queue) is not None
         if not known:
             validate_queue_name(queue)
+        flow = batch_flow_options(group_key=group_key, retry_limit=retry_limit, expire_in=expire_in)
+        if flow is not None:  # one INSERT in send order, never COPY
+            return await self._send_flow_batch(queue, data, conn, start_after, priority, flow)
         items, streamed = split_for_copy(data, self._copy_threshold, conn is not None)
         batch = Batch.of(queue, items, self._max_payload, start_after, priority)
         if not known:
@@ -149,3 +178,35 @@ class Sender:
     async def drain(self) -> None:
         """Wait until every coalesced send is written or has failed."""
         await self._coalescer.drain()
+
+    # -- flow control --
+
+    async def _send_flow_batch(
+        self,
+        queue: str,
+        data: Iterable[Mapping[str, Any]],
+        conn: AsyncConn | None,
+        start_after: datetime | timedelta | None,
+        priority: int | None,
+        flow: FlowOptions,
+    ) -> list[JobId]:
+        plain = Batch.of(queue, list(data), self._max_payload, start_after, priority)
+        batch = FlowBatch(
+            plain.queue,
+            plain.ids,
+            plain.texts,
+            plain.priority,
+            plain.start_after,
+            plain.delay,
+            flow,
+        )
+        if self._queues.get(queue) is None:
+            await self._queues.info(queue)
+        if not batch.ids:
+            return []
+        stmt = batch.insert(self._store.sql)
+        if conn is not None:
+            await self._store.job_insert_batch(conn, stmt)
+        else:
+            await self._connections.with_retry(lambda c: self._store.job_insert_batch(c, stmt))
+        return batch.ids

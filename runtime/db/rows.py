@@ -12,6 +12,9 @@ __all__ = [
     "FailedJob",
     "FetchedJob",
     "JobDataRow",
+    "LimitedClaim",
+    "LimitedJob",
+    "QueueFlowRow",
     "QueueMaxWait",
     "QueueRow",
     "RedriveRow",
@@ -27,6 +30,8 @@ class ClaimedJob(NamedTuple):
     fence: int
     retry_count: int
     data: dict[str, Any]
+    #: The job's own expiry (``send(expire_in=...)``); None: its queue's.
+    expire_in: timedelta | None
 
 
 class FetchedJob(NamedTuple):
@@ -112,3 +117,63 @@ class RescuedJob(NamedTuple):
     queue: str
     event: str | None
     dead_lettered: bool
+
+
+# -- flow control --
+
+
+class QueueFlowRow(NamedTuple):
+    """A queue's flow policy as stored: its limits, its groups, and whether it is paused."""
+
+    name: str
+    active_limit: int | None
+    rate_count: int | None
+    rate_period: timedelta | None
+    group_active: int | None
+    group_fifo: bool
+    paused: bool
+
+
+class LimitedJob(NamedTuple):
+    """A job claimed within its queue's flow policy (``flow_claim``)."""
+
+    id: JobId
+    fence: int
+    retry_count: int
+    data: dict[str, Any]
+    expire_in: timedelta | None
+    priority: int
+    start_after: datetime
+    created_on: datetime
+    started_on: datetime
+    singleton_key: str | None
+    lease_until: datetime
+
+    def claimed(self) -> ClaimedJob:
+        """What a worker needs of it."""
+        return ClaimedJob(self.id, self.fence, self.retry_count, self.data, self.expire_in)
+
+    def fetched(self) -> FetchedJob:
+        """What ``Boss.fetch`` shows of it."""
+        return FetchedJob(
+            self.id,
+            self.fence,
+            self.retry_count,
+            self.data,
+            self.priority,
+            self.start_after,
+            self.created_on,
+            self.started_on,
+            self.singleton_key,
+            self.lease_until,
+        )
+
+
+class LimitedClaim(NamedTuple):
+    """The result of one claim within a flow policy: the jobs, whether a limit (active or rate)
+    left no room at all, and then how long until the rate allows a start again (``wait_s``;
+    None when it is the active limit: a start is allowed when a job ends)."""
+
+    jobs: list[LimitedJob]
+    limited: bool
+    wait_s: float | None

@@ -293,3 +293,101 @@ class Statements:
 
     def job_labels(self, ids: Sequence[JobId]) -> Statement:
         return self._custom("job_labels", {"ids": list(ids)})
+
+    # -- flow control ------------------------------------------------------------------------
+
+    def queue_flow_set(self, params: Mapping[str, Any]) -> Statement:
+        """Store a queue's flow policy (``QueueSpec.flow_params()``); paused stays as it is."""
+        return self._custom("queue_flow_set", params)
+
+    def queue_flow_list(self) -> Statement:
+        return self._custom("queue_flow_list")
+
+    def queue_pause(self, name: str, paused: bool) -> Statement:
+        return self._custom("queue_pause", {"name": name, "paused": paused})
+
+    def job_claim_limited(self, queue: str, limit: int, lease: timedelta) -> Statement:
+        return self._hot("flow_claim", {"queue": queue, "limit": limit, "lease": lease})
+
+    def job_insert_flow(
+        self,
+        job_id: JobId,
+        queue: str,
+        data: str,
+        priority: int,
+        start_after: datetime | None,
+        delay: timedelta | None,
+        singleton_key: str | None,
+        options: Mapping[str, Any],
+    ) -> Statement:
+        """One job with flow options (``group_key``, ``retry_limit``, ``expire_in``)."""
+        return self._hot(
+            "flow_send",
+            {
+                "id": job_id,
+                "queue": queue,
+                "data": data,
+                "priority": priority,
+                "start_after": start_after,
+                "delay": delay,
+                "singleton_key": singleton_key,
+                **options,
+            },
+        )
+
+    def job_insert_windowed(
+        self,
+        job_id: JobId,
+        queue: str,
+        data: str,
+        priority: int,
+        start_after: datetime | None,
+        delay: timedelta | None,
+        key: str,
+        debounce: bool,
+        window: timedelta,
+        options: Mapping[str, Any],
+    ) -> Statement:
+        """One throttled (or debounced) job; the statement returns the id it ended up in."""
+        return self._hot(
+            "flow_send_windowed",
+            {
+                "id": job_id,
+                "queue": queue,
+                "data": data,
+                "priority": priority,
+                "start_after": start_after,
+                "delay": delay,
+                "key": key,
+                "debounce": debounce,
+                "window": window,
+                **options,
+            },
+        )
+
+    def job_insert_flow_batch(
+        self,
+        queue: str,
+        ids: Sequence[JobId],
+        texts: Sequence[str],
+        priority: int,
+        start_after: datetime | None,
+        delay: timedelta | None,
+        options: Mapping[str, Any],
+    ) -> Statement:
+        """A batch of one queue with the same flow options, in input (send) order."""
+        return self._hot(
+            "flow_send_batch",
+            {
+                "queue": queue,
+                "priority": priority,
+                "start_after": start_after,
+                "delay": delay,
+                "ids": ids,
+                "data": texts,
+                **options,
+            },
+        )
+
+    def job_snooze(self, job_id: JobId, fence: int, delay: timedelta) -> Statement:
+        return self._custom("job_snooze", {"id": job_id, "fence": fence, "delay": delay})

@@ -24,6 +24,9 @@ from .rows import (
     FailedJob,
     FetchedJob,
     JobDataRow,
+    LimitedClaim,
+    LimitedJob,
+    QueueFlowRow,
     QueueMaxWait,
     QueueRow,
     RedriveRow,
@@ -337,3 +340,34 @@ class Store:
             RescuedJob(job_id, new_state, *labels.get(job_id, ("", None, False)))
             for job_id, new_state in rows
         ]
+
+    # -- flow control ------------------------------------------------------------------------
+
+    async def queue_flow_set(self, conn: AsyncConn, params: dict[str, Any]) -> None:
+        await self._run(conn, self.sql.queue_flow_set(params))
+
+    async def queue_flow_list(self, conn: AsyncConn) -> list[QueueFlowRow]:
+        rows = await self._rows(conn, self.sql.queue_flow_list())
+        return [QueueFlowRow._make(row) for row in rows]
+
+    async def queue_pause(self, conn: AsyncConn, name: str, paused: bool) -> bool:
+        """Pause or resume a queue; False when there is no such queue."""
+        return bool(await self._rows(conn, self.sql.queue_pause(name, paused)))
+
+    async def job_claim_limited(
+        self, on: Runner, queue: str, limit: int, lease: timedelta
+    ) -> LimitedClaim:
+        """Claim within the queue's flow policy (``flow_claim``, migration 0003)."""
+        rows = await self._rows(on, self.sql.job_claim_limited(queue, limit, lease))
+        if len(rows) == 1 and rows[0][0] is None:
+            return LimitedClaim([], True, rows[0][-1])
+        return LimitedClaim([LimitedJob._make(row[:-1]) for row in rows], False, None)
+
+    async def job_snooze(
+        self, on: Runner, job_id: JobId, fence: int, delay: timedelta
+    ) -> tuple[bool, int] | None:
+        """Put an active job back for ``delay`` without using an attempt: (True, snoozes
+        before) when done, (False, snoozes) at the queue's snooze limit (nothing changed), None
+        when the claim is no longer current."""
+        rows = await self._rows(on, self.sql.job_snooze(job_id, fence, delay))
+        return None if not rows else (bool(rows[0][0]), int(rows[0][1]))

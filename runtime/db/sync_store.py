@@ -108,3 +108,8 @@ class SyncStore:
         """``Store.schema_compatible_from`` on a sync connection."""
         [(floor,)] = self._rows(conn, self.sql.schema_compatible_from())
         return int(floor)
+
+    # -- flow control --
+
+    def queue_flow_set(self, conn: SyncConn, params: dict[str, Any]) -> None:
+        self._rows(conn, self.sql.queue_flow_set(params))

@@ -127,6 +127,8 @@ class ResultWriter:
         self._paused: set[JobId] = set()
         #: Told about every write (metrics); None costs nothing.
         self.observer: WorkerObserver | None = None
+        #: Called after each write of results (flow control: limited workers claim again).
+        self._written_callbacks: list[Callable[[], None]] = []
 
     # -- called by workers -----------------------------------------------------------------
 
@@ -218,6 +220,8 @@ class ResultWriter:
             if self._done or self._failed:
                 try:
                     await self._write_results()
+                    for written in self._written_callbacks:
+                        written()
                 except Exception as exc:
                     failed = True
                     self._log_failure("writing job results", exc, failures)
@@ -375,3 +379,14 @@ class ResultWriter:
         )
         if lease is not None and lease.owner is not None:
             lease.owner(job_id)
+
+    # -- flow control --
+
+    def on_written(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after every write of results from now on (until ``remove``d)."""
+        if callback not in self._written_callbacks:
+            self._written_callbacks.append(callback)
+
+    def remove_on_written(self, callback: Callable[[], None]) -> None:
+        if callback in self._written_callbacks:
+            self._written_callbacks.remove(callback)

@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ..db import AsyncConn, ClaimedJob, QueueRow, Store
 from ..db.dedicated import DedicatedConnection
+from ..db.rows import LimitedClaim
 from ..jobs import JobId
 from .listener import Listener
 from .maintenance import Maintenance
@@ -180,3 +181,24 @@ class WorkerServices:
         self.writer.observer = observer
         if self.maintenance is not None:
             self.maintenance.observer = observer
+
+    # -- flow control --
+
+    async def claim_limited(self, queue: str, limit: int) -> LimitedClaim:
+        """Claim up to ``limit`` jobs of ``queue`` within its flow policy (``flow_claim``), on
+        the claim path's own connection when it is free."""
+        observer = self.observer
+        started = time.perf_counter() if observer is not None else 0.0
+        cursor = await self._claims.take(self.pool)
+        try:
+            result = await self._store.job_claim_limited(cursor, queue, limit, self._lease)
+        finally:
+            await self._claims.done(self.pool, cursor)
+        if observer is not None:
+            observer.claimed(queue, time.perf_counter() - started, len(result.jobs))
+        return result
+
+    async def snooze(self, job_id: JobId, fence: int, delay: timedelta) -> tuple[bool, int] | None:
+        """Put an active job back for ``delay`` without using an attempt (``Store.job_snooze``)."""
+        async with self.pool.connection() as conn:
+            return await self._store.job_snooze(conn, job_id, fence, delay)

@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 from ..db import ClaimedJob
 from ..db.encoding import encode_output, error_document
 from ..db.identifiers import validate_queue_name
-from ..errors import ConfigurationError, PermanentJobError
+from ..errors import ConfigurationError, PermanentJobError, Snooze
 from ..jobs import JobContext, JobId
 from ..options import Duration, positive_int, seconds
 from ..tracing import job_tracer, run_in_span
 from .claim_ahead import ClaimAhead
+from .flow import FlowGate, own_expiry_error, snooze_job
 from .services import WorkerServices
 from .wakeup import Signal
 
@@ -51,6 +52,8 @@ class _Running:
     #: The job's outcome was decided without the handler (expired, lease lost, or handed back
     #: at stop): whatever the handler still does is ignored.
     settled: bool = False
+    #: The job's own expire_in in seconds (``send(expire_in=...)``); 0: the queue's.
+    expire_s: float = 0.0
 
     def settle(self) -> None:
         """Decide the outcome without the handler, and tell the handler (``job.cancelled``)."""
@@ -104,6 +107,9 @@ class Worker:
         self._stop_called = False
         self._stopped = asyncio.Event()
         self._expire_s = 0.0
+        #: How often the expiry timer looks at jobs with an expire_in of their own.
+        self._own_expiry_tick = float("inf")
+        self._flow = FlowGate(boss.flow_policies, self.queue, self._wake)
 
     def __repr__(self) -> str:
         return f"Worker({self.label!r}, queue={self.queue!r}, concurrency={self.concurrency})"
@@ -141,7 +147,9 @@ class Worker:
         while not self._stopping:
             self._start_ready(services)
             held = len(self._ready)
-            want = policy.want(len(self._running), held)
+            want = self._flow.room(
+                policy.want(len(self._running), held), self.concurrency - len(self._running) - held
+            )
             if want <= 0:
                 self._slot.clear()
                 if not held:
@@ -154,7 +162,7 @@ class Worker:
                 continue
             self._wake.clear()
             try:
-                claimed = await services.claim(self.queue, want)
+                claimed = await self._flow.claim(services, want, self.poll_interval)
             except Exception as exc:
                 failures += 1
                 delay = min(0.05 * 2**failures, 2.0)
@@ -181,7 +189,7 @@ class Worker:
             self._start_ready(services)
             policy.claimed(want, len(claimed))
             if policy.drained and not self._ready:  # (jobs still waiting start first)
-                await self._pause(self.poll_interval)
+                await self._pause(self._flow.idle_wait(self.poll_interval))
 
     def _start_ready(self, services: WorkerServices) -> None:
         ready = self._ready
@@ -210,6 +218,9 @@ class Worker:
             heartbeat=heartbeat,
         )
         running = _Running(None, fence, time.monotonic(), ctx)
+        if job.expire_in is not None:
+            running.expire_s = job.expire_in.total_seconds()
+            self._own_expiry_tick = min(self._own_expiry_tick, max(0.02, running.expire_s / 10))
         self._running[job_id] = running
         running.task = asyncio.get_running_loop().create_task(self._execute(ctx, running))
 
@@ -225,14 +236,21 @@ class Worker:
             kind="JobExpired",
         )
         while not self._stopping:
-            await asyncio.sleep(every)
-            limit = time.monotonic() - self._expire_s
+            await asyncio.sleep(min(every, self._own_expiry_tick))
+            now = time.monotonic()
+            limit = now - self._expire_s
             for job_id, running in list(self._running.items()):
-                if running.started <= limit and not running.settled and running.task is not None:
+                if running.expire_s:  # the job's own expire_in
+                    if running.started > now - running.expire_s:
+                        continue
+                elif running.started > limit:
+                    continue
+                if not running.settled and running.task is not None:
                     running.settle()
                     observer = services.observer
                     tag = None if observer is None else observer.tag(self.queue, running.ctx.event)
-                    services.writer.fail(job_id, running.fence, error, False, tag)
+                    why = own_expiry_error(running.expire_s) if running.expire_s else error
+                    services.writer.fail(job_id, running.fence, why, False, tag)
                     running.task.cancel()
 
     def _lease_lost(self, job_id: JobId) -> None:
@@ -273,7 +291,14 @@ class Worker:
                 result = await run_in_span(tracer, ctx, lambda: self._processor(ctx))
             ok = True
         except BaseException as exc:  # nothing a handler does may kill the worker
-            if not running.settled:
+            if not running.settled and isinstance(exc, Snooze):
+                writer = services.writer
+
+                def fail(job_id: JobId, fence: int, error: str, permanent: bool) -> None:
+                    writer.fail(job_id, fence, error, permanent, tag)
+
+                await snooze_job(services, ctx, running.fence, exc, fail)
+            elif not running.settled:
                 permanent = isinstance(exc, PermanentJobError)
                 services.writer.fail(ctx.id, running.fence, error_document(exc), permanent, tag)
         else:
@@ -284,6 +309,7 @@ class Worker:
                 observer.handler_finished(tag, time.perf_counter() - started, ok)
             self._running.pop(ctx.id, None)
             self._policy.finished(time.monotonic() - running.started)
+            self._flow.job_finished()
             if self._ready and not self._stopping:  # the next held job takes the slot now
                 self._launch(services, self._ready.popleft())
             self._slot.set()
@@ -322,6 +348,7 @@ class Worker:
             if services is not None:
                 services.unsubscribe(self.queue, self._wake)
                 await services.writer.flush(timeout=max(grace, 5.0))
+            self._flow.close()
             close = getattr(self._processor, "close", None)
             if callable(close):
                 close()
@@ -399,7 +426,7 @@ class Worker:
         ran: list[OneShotRun] = []
         try:
             while limit is None or len(ran) < limit:
-                claimed = await services.claim(self.queue, 1)
+                claimed = await self._flow.claim(services, 1, self.poll_interval)
                 if not claimed:
                     break
                 ran.append(await self._run_one(services, claimed[0]))
@@ -433,7 +460,10 @@ class Worker:
                 writer.untrack(job_id)  # the caller was cancelled, not the handler
                 raise
             error = exc
-            writer.fail(job_id, fence, error_document(exc), isinstance(exc, PermanentJobError))
+            if isinstance(exc, Snooze):
+                await snooze_job(services, ctx, fence, exc, writer.fail)
+            else:
+                writer.fail(job_id, fence, error_document(exc), isinstance(exc, PermanentJobError))
         else:
             writer.complete(job_id, fence, encode_output(output))
         await writer.flush()

@@ -121,7 +121,7 @@ WITH next AS (
 , claimed AS (
     UPDATE {schema}.job AS j
     SET state = 'active', started_on = now(), fence = j.fence + 1,
-        lease_until = now() + %(lease)s::interval
+        lease_until = now() + greatest(%(lease)s::interval, j.expire_in)  -- (a job's own expiry)
     WHERE j.id = ANY(ARRAY(SELECT id FROM next))
     RETURNING j.id, j.fence, j.retry_count, j.data, j.priority, j.start_after, j.created_on,
               j.started_on, j.singleton_key, j.lease_until
@@ -141,9 +141,10 @@ WITH next AS (
     SET state = 'active', started_on = now(), fence = j.fence + 1,
         lease_until = now() + %(lease)s::interval
     WHERE j.id = ANY(ARRAY(SELECT id FROM next))
-    RETURNING j.id, j.fence, j.retry_count, j.data, j.priority, j.start_after
+    RETURNING j.id, j.fence, j.retry_count, j.data, j.priority, j.start_after, j.expire_in
 )
-SELECT id, fence, retry_count, data FROM claimed ORDER BY priority DESC, start_after, id;
+SELECT id, fence, retry_count, data, expire_in FROM claimed
+ORDER BY priority DESC, start_after, id;
 
 -- name: complete_many
 -- Writes by id go through job_pkey whatever the statistics say. `j.id = ANY(ids)` gives the
@@ -223,7 +224,8 @@ SELECT r.queue FROM r CROSS JOIN LATERAL (SELECT pg_notify({channel}, r.queue)) 
 
 -- name: get_job
 SELECT j.id, j.queue, j.state::text AS state, j.data, j.priority, j.retry_count,
-       coalesce(q.retry_limit, 0) AS retry_limit, j.start_after, j.created_on, j.started_on,
+       coalesce(j.retry_limit, q.retry_limit, 0) AS retry_limit, j.start_after, j.created_on,
+       j.started_on,
        j.completed_on, j.output, j.singleton_key, j.fence, j.lease_until, j.dead_letter_id,
        j.errors, j.dead_letter_of
 FROM {schema}.job AS j
@@ -262,7 +264,8 @@ WITH r AS (
     FROM {schema}.job AS j
     JOIN {schema}.queue AS q ON q.name = j.queue
     WHERE j.state = 'active'
-      AND (j.lease_until < now() OR j.started_on < now() - q.expire_in - %(grace)s::interval)
+      AND (j.lease_until < now()
+           OR j.started_on < now() - coalesce(j.expire_in, q.expire_in) - %(grace)s::interval)
     ORDER BY j.started_on
     LIMIT %(limit)s
     FOR UPDATE OF j SKIP LOCKED
