@@ -198,4 +198,5 @@ def _wait_error(job: WaitingJob, max_wait: timedelta) -> str:
         f"the job waited {waited} to start, longer than its queue's max_wait of {max_wait} "
         f"({history}); failed without running, no retry",
         kind="WaitExpired",
+        worker=False,  # no worker ever had it: maintenance decided
     )

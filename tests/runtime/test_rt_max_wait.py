@@ -95,6 +95,9 @@ async def test_jobs_waiting_longer_than_max_wait_fail_and_are_dead_lettered(
         assert error["type"] == "WaitExpired"
         assert "longer than its queue's max_wait of 1:00:00" in error["message"]
         assert history in error["message"]
+        assert "worker" not in error  # decided by maintenance, not by a worker that ran it
+        assert [e.type for e in job.errors][-1] == "WaitExpired"  # in its error history too
+        assert job.errors[-1].dead_letter_id == job.dead_letter_id
         copy = await _job(boss, job.dead_letter_id)
         assert (copy.queue, copy.state, copy.data) == ("q-dead", JobState.CREATED, job.data)
         assert copy.output["error"]["type"] == "WaitExpired"
