@@ -1,4 +1,4 @@
-"""Pydantic models of ``queues.yaml`` (DESIGN section 3) and the structural checks.
+"""Pydantic models of ``queues.yaml`` (the README's catalogue format) and the structural checks.
 
 ``load_catalogue`` reads the file, validates its shape with these models, then runs the
 cross-checks of ``validate``; every problem becomes one ``CatalogueError`` line.

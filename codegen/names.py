@@ -1,4 +1,4 @@
-"""Naming rules: catalogue names -> database names and Python names (DESIGN section 4).
+"""Naming rules: catalogue names -> database names and Python names (the README's naming table).
 
 - domain ``billing``: package ``billing``.
 - queue ``invoices`` of ``billing``: database queue ``billing.invoices``; Protocol

@@ -1,4 +1,4 @@
-"""Cross-checks of a structurally valid catalogue (DESIGN section 3).
+"""Cross-checks of a structurally valid catalogue (the README's catalogue format).
 
 Names (characters, lengths, keywords), generated-name collisions, dead-letter targets and
 cycles, retry delays, payload schemas and ``entity_id``. All errors are collected. For a
