@@ -66,7 +66,7 @@ def catalogue_text(events: int) -> str:
 
 
 def time_codegen(repo: Path, events: int, python: str = sys.executable) -> float:
-    """Seconds for one `python -m typed_queues.codegen generate` run; raises when the command fails."""
+    """Seconds for one `python -m typed_queues.codegen generate` run; raises if it fails."""
     with tempfile.TemporaryDirectory(prefix="bench-codegen-") as tmp:
         catalogue = Path(tmp) / "catalogue.yaml"
         catalogue.write_text(catalogue_text(events), encoding="utf-8")
