@@ -1,9 +1,10 @@
 """Naming rules: catalogue names -> database names and Python names (the README's naming table).
 
 - domain ``billing``: package ``billing``.
-- queue ``invoices`` of ``billing``: database queue ``billing.invoices``; Protocol
-  ``InvoicesHandlers``, worker factory ``invoices_worker``, spec constant ``INVOICES``, and
-  ``_INVOICES_ROUTES``, the private tuple of its routes.
+- queue ``invoices`` of ``billing``: database queue ``billing.invoices``; Protocols
+  ``InvoicesHandlers`` (async methods) and ``InvoicesSyncHandlers`` (plain methods), worker
+  factory ``invoices_worker``, spec constant ``INVOICES``, and ``_INVOICES_ROUTES``, the
+  private tuple of its routes.
 - event ``invoice-created``: ``data.event = "invoice-created"``; model ``InvoiceCreated``,
   ``enqueue_invoice_created`` (+ ``_many``, ``_sync``, ``_many_sync``), handler method
   ``on_invoice_created``.
@@ -39,6 +40,7 @@ __all__ = [
     "queue_constant",
     "routes_constant",
     "snake",
+    "sync_protocol_class",
     "worker_factory",
 ]
 
@@ -98,6 +100,11 @@ def db_queue_name(domain: str, queue: str) -> str:
 
 def protocol_class(queue: str) -> str:
     return f"{pascal(queue)}Handlers"
+
+
+def sync_protocol_class(queue: str) -> str:
+    """The Protocol of a queue's handlers written as plain (sync) methods."""
+    return f"{pascal(queue)}SyncHandlers"
 
 
 def worker_factory(queue: str) -> str:

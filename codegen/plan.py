@@ -35,6 +35,7 @@ class QueuePlan:
     description: str
     constant: str
     protocol: str
+    sync_protocol: str
     worker: str
     routes: str
     retry: EffectiveRetry
@@ -65,7 +66,7 @@ class DomainPlan:
         for queue in self.queues:
             exported.append(queue.constant)
             if queue.events:
-                exported += [queue.protocol, queue.worker]
+                exported += [queue.protocol, queue.sync_protocol, queue.worker]
         for event in self.events:
             exported += [event.enqueue, event.enqueue_many, event.enqueue_sync]
             exported.append(event.enqueue_many_sync)
@@ -108,6 +109,7 @@ def build_plan(catalogue: Catalogue) -> list[DomainPlan]:
                     description=queue.description,
                     constant=names.queue_constant(queue_name),
                     protocol=names.protocol_class(queue_name),
+                    sync_protocol=names.sync_protocol_class(queue_name),
                     worker=names.worker_factory(queue_name),
                     routes=names.routes_constant(queue_name),
                     retry=defaults.merged(queue.retry),

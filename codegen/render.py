@@ -9,6 +9,7 @@ from pathlib import Path as FilePath
 import jinja2
 
 from .layout import (
+    LINE_LENGTH,
     Call,
     Item,
     Text,
@@ -88,6 +89,8 @@ def _environment() -> jinja2.Environment:
         handler_names=_handler_names,
         layout=layout,
         protocol_doc=_protocol_doc,
+        sync_protocol_doc=_sync_protocol_doc,
+        handlers_param=_handlers_param,
         py_str=py_str,
         queue_doc=_queue_doc,
         queue_spec=_queue_spec,
@@ -138,7 +141,10 @@ def _enqueue_names(domain: DomainPlan) -> list[str]:
 
 def _handler_names(domain: DomainPlan) -> list[str]:
     return [
-        name for queue in domain.queues if queue.events for name in (queue.protocol, queue.worker)
+        name
+        for queue in domain.queues
+        if queue.events
+        for name in (queue.protocol, queue.sync_protocol, queue.worker)
     ]
 
 
@@ -191,9 +197,28 @@ def _protocol_doc(queue: QueuePlan) -> str:
     return text
 
 
+def _handlers_param(queue: QueuePlan) -> str:
+    """The worker factory's ``handlers`` parameter: either Protocol (split as ruff splits a
+    union too long for its line)."""
+    one_line = f"handlers: {queue.protocol} | {queue.sync_protocol}"
+    if 4 + len(one_line) + 1 <= LINE_LENGTH:
+        return one_line
+    return f"handlers: {queue.protocol}\n    | {queue.sync_protocol}"
+
+
+def _sync_protocol_doc(queue: QueuePlan) -> str:
+    return (
+        f"``{queue.protocol}`` written as plain methods, for sync code (the Django ORM, a "
+        "sync SQLAlchemy session): the worker runs each call in a thread of its own. A class "
+        "implements one of the two Protocols, not a mix."
+    )
+
+
 def _worker_doc(queue: QueuePlan) -> str:
     return (
         f"A worker for queue ``{queue.db_name}`` that calls ``handlers`` by event.\n\n"
+        f"``handlers`` implements ``{queue.protocol}`` (async methods, run on the event loop) "
+        f"or ``{queue.sync_protocol}`` (plain methods, each call in a thread of its own).\n\n"
         "Each payload is validated with its event's model first; an invalid payload or an "
         "unknown event fails the job without retries (so it reaches the dead-letter queue).\n\n"
         "The keyword options are those of ``Worker``; an option left as None takes "

@@ -151,6 +151,7 @@ class _Checks:
         yield names.queue_constant(queue)
         if has_events:
             yield names.protocol_class(queue)
+            yield names.sync_protocol_class(queue)
             yield names.worker_factory(queue)
 
     def _check_event(

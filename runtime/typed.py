@@ -8,6 +8,8 @@ hand too (``Route`` and ``build_worker`` for a worker of typed events, say).
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +31,7 @@ from . import (
     make_envelope,
     process_job,
 )
+from .worker.threads import DaemonThreads
 
 __all__ = [
     "Payload",
@@ -230,10 +233,13 @@ def router(
     payload validated, ``handlers``' method called inside ``process_job``.
 
     An invalid payload or an unknown event raises a ``PermanentJobError`` (logged as the
-    job's failure), which fails the job without retries.
+    job's failure), which fails the job without retries. A plain (sync) method runs in a
+    daemon thread of its own per call (the generated ``*SyncHandlers`` Protocols).
     """
     table = {route.event: (route, _attribute(route)) for route in routes}
     known = ", ".join(f'"{event}"' for event in table)
+    threads = DaemonThreads(f"queues-{queue}")
+    sync_methods: dict[str, bool] = {}  # method name -> is it sync (asked once per name)
 
     async def process(job: JobContext) -> None:
         found = table.get(job.event) if job.event is not None else None
@@ -244,8 +250,20 @@ def router(
         route, attribute = found
         payload = await _parse(job, route.model, route.entity_field)
         # looked up per job (a handler object may provide its methods lazily)
-        method: Callable[[BaseModel, JobContext], Awaitable[None]] = getattr(handlers, route.method)
+        method: Callable[[BaseModel, JobContext], Any] = getattr(handlers, route.method)
         entity_id = None if attribute is None else str(getattr(payload, attribute))
+        is_sync = sync_methods.get(route.method)
+        if is_sync is None:
+            is_sync = sync_methods[route.method] = not inspect.iscoroutinefunction(method)
+        if is_sync:
+            loop = asyncio.get_running_loop()
+            await process_job(
+                job,
+                lambda: loop.run_in_executor(threads, method, payload, job),
+                label=route.event,
+                entity_id=entity_id,
+            )
+            return
         await process_job(job, lambda: method(payload, job), label=route.event, entity_id=entity_id)
 
     return process

@@ -20,7 +20,14 @@ from .enqueue import (
     enqueue_refund_requested_many_sync,
     enqueue_refund_requested_sync,
 )
-from .handlers import InvoicesHandlers, PaymentsHandlers, invoices_worker, payments_worker
+from .handlers import (
+    InvoicesHandlers,
+    InvoicesSyncHandlers,
+    PaymentsHandlers,
+    PaymentsSyncHandlers,
+    invoices_worker,
+    payments_worker,
+)
 from .models import (
     Address,
     Currency,
@@ -50,6 +57,7 @@ __all__ = [
     "InvoiceVoided",
     "InvoiceVoidedReason",
     "InvoicesHandlers",
+    "InvoicesSyncHandlers",
     "LineItem",
     "Money",
     "PaymentCaptured",
@@ -57,6 +65,7 @@ __all__ = [
     "PaymentCapturedCardBrand",
     "PaymentCapturedMethod",
     "PaymentsHandlers",
+    "PaymentsSyncHandlers",
     "RefundRequested",
     "enqueue_invoice_created",
     "enqueue_invoice_created_many",

@@ -11,7 +11,14 @@ from typed_queues.runtime import Boss, JobContext, Worker, typed
 
 from .models import InvoiceCreated, InvoiceVoided, PaymentCaptured, RefundRequested
 
-__all__ = ["InvoicesHandlers", "PaymentsHandlers", "invoices_worker", "payments_worker"]
+__all__ = [
+    "InvoicesHandlers",
+    "InvoicesSyncHandlers",
+    "PaymentsHandlers",
+    "PaymentsSyncHandlers",
+    "invoices_worker",
+    "payments_worker",
+]
 
 
 class InvoicesHandlers(Protocol):
@@ -27,6 +34,19 @@ class InvoicesHandlers(Protocol):
         """An issued invoice was cancelled; reverse its ledger entries."""
 
 
+class InvoicesSyncHandlers(Protocol):
+    """``InvoicesHandlers`` written as plain methods, for sync code (the Django ORM, a sync
+    SQLAlchemy session): the worker runs each call in a thread of its own. A class
+    implements one of the two Protocols, not a mix.
+    """
+
+    def on_invoice_created(self, payload: InvoiceCreated, job: JobContext) -> None:
+        """An invoice was issued to a customer and must be booked and sent."""
+
+    def on_invoice_voided(self, payload: InvoiceVoided, job: JobContext) -> None:
+        """An issued invoice was cancelled; reverse its ledger entries."""
+
+
 _INVOICES_ROUTES = (
     typed.Route("invoice-created", InvoiceCreated, "on_invoice_created", "invoice_id"),
     typed.Route("invoice-voided", InvoiceVoided, "on_invoice_voided", "invoice_id"),
@@ -35,7 +55,7 @@ _INVOICES_ROUTES = (
 
 def invoices_worker(
     boss: Boss,
-    handlers: InvoicesHandlers,
+    handlers: InvoicesHandlers | InvoicesSyncHandlers,
     *,
     concurrency: int = 10,
     label: str | None = None,
@@ -44,6 +64,9 @@ def invoices_worker(
     shutdown_grace: timedelta | float | None = None,
 ) -> Worker:
     """A worker for queue ``billing.invoices`` that calls ``handlers`` by event.
+
+    ``handlers`` implements ``InvoicesHandlers`` (async methods, run on the event loop) or
+    ``InvoicesSyncHandlers`` (plain methods, each call in a thread of its own).
 
     Each payload is validated with its event's model first; an invalid payload or an unknown
     event fails the job without retries (so it reaches the dead-letter queue).
@@ -77,6 +100,19 @@ class PaymentsHandlers(Protocol):
         """A customer or an agent asked for money back on a captured payment."""
 
 
+class PaymentsSyncHandlers(Protocol):
+    """``PaymentsHandlers`` written as plain methods, for sync code (the Django ORM, a sync
+    SQLAlchemy session): the worker runs each call in a thread of its own. A class
+    implements one of the two Protocols, not a mix.
+    """
+
+    def on_payment_captured(self, payload: PaymentCaptured, job: JobContext) -> None:
+        """A payment provider captured money for an invoice; mark it paid."""
+
+    def on_refund_requested(self, payload: RefundRequested, job: JobContext) -> None:
+        """A customer or an agent asked for money back on a captured payment."""
+
+
 _PAYMENTS_ROUTES = (
     typed.Route("payment-captured", PaymentCaptured, "on_payment_captured", "payment_id"),
     typed.Route("refund-requested", RefundRequested, "on_refund_requested", "refund_id"),
@@ -85,7 +121,7 @@ _PAYMENTS_ROUTES = (
 
 def payments_worker(
     boss: Boss,
-    handlers: PaymentsHandlers,
+    handlers: PaymentsHandlers | PaymentsSyncHandlers,
     *,
     concurrency: int = 10,
     label: str | None = None,
@@ -94,6 +130,9 @@ def payments_worker(
     shutdown_grace: timedelta | float | None = None,
 ) -> Worker:
     """A worker for queue ``billing.payments`` that calls ``handlers`` by event.
+
+    ``handlers`` implements ``PaymentsHandlers`` (async methods, run on the event loop) or
+    ``PaymentsSyncHandlers`` (plain methods, each call in a thread of its own).
 
     Each payload is validated with its event's model first; an invalid payload or an unknown
     event fails the job without retries (so it reaches the dead-letter queue).

@@ -16,7 +16,14 @@ from .enqueue import (
     enqueue_webhook_received_many_sync,
     enqueue_webhook_received_sync,
 )
-from .handlers import ImportsHandlers, WebhooksHandlers, imports_worker, webhooks_worker
+from .handlers import (
+    ImportsHandlers,
+    ImportsSyncHandlers,
+    WebhooksHandlers,
+    WebhooksSyncHandlers,
+    imports_worker,
+    webhooks_worker,
+)
 from .models import (
     BatchReady,
     BatchReadyRecord,
@@ -38,11 +45,13 @@ __all__ = [
     "FileUploaded",
     "FileUploadedOptions",
     "ImportsHandlers",
+    "ImportsSyncHandlers",
     "SourceSystem",
     "UploadedFile",
     "UploadedFileContentType",
     "WebhookReceived",
     "WebhooksHandlers",
+    "WebhooksSyncHandlers",
     "enqueue_batch_ready",
     "enqueue_batch_ready_many",
     "enqueue_batch_ready_many_sync",

@@ -11,7 +11,14 @@ from typed_queues.runtime import Boss, JobContext, Worker, typed
 
 from .models import BatchReady, FileUploaded, WebhookReceived
 
-__all__ = ["ImportsHandlers", "WebhooksHandlers", "imports_worker", "webhooks_worker"]
+__all__ = [
+    "ImportsHandlers",
+    "ImportsSyncHandlers",
+    "WebhooksHandlers",
+    "WebhooksSyncHandlers",
+    "imports_worker",
+    "webhooks_worker",
+]
 
 
 class ImportsHandlers(Protocol):
@@ -27,6 +34,19 @@ class ImportsHandlers(Protocol):
         """One batch of parsed records is ready to be upserted."""
 
 
+class ImportsSyncHandlers(Protocol):
+    """``ImportsHandlers`` written as plain methods, for sync code (the Django ORM, a sync
+    SQLAlchemy session): the worker runs each call in a thread of its own. A class
+    implements one of the two Protocols, not a mix.
+    """
+
+    def on_file_uploaded(self, payload: FileUploaded, job: JobContext) -> None:
+        """A tenant uploaded a file for import; validate and split it into batches."""
+
+    def on_batch_ready(self, payload: BatchReady, job: JobContext) -> None:
+        """One batch of parsed records is ready to be upserted."""
+
+
 _IMPORTS_ROUTES = (
     typed.Route("file-uploaded", FileUploaded, "on_file_uploaded", "upload_id"),
     typed.Route("batch-ready", BatchReady, "on_batch_ready", "batch_id"),
@@ -35,7 +55,7 @@ _IMPORTS_ROUTES = (
 
 def imports_worker(
     boss: Boss,
-    handlers: ImportsHandlers,
+    handlers: ImportsHandlers | ImportsSyncHandlers,
     *,
     concurrency: int = 10,
     label: str | None = None,
@@ -44,6 +64,9 @@ def imports_worker(
     shutdown_grace: timedelta | float | None = None,
 ) -> Worker:
     """A worker for queue ``ingestion.imports`` that calls ``handlers`` by event.
+
+    ``handlers`` implements ``ImportsHandlers`` (async methods, run on the event loop) or
+    ``ImportsSyncHandlers`` (plain methods, each call in a thread of its own).
 
     Each payload is validated with its event's model first; an invalid payload or an unknown
     event fails the job without retries (so it reaches the dead-letter queue).
@@ -74,6 +97,16 @@ class WebhooksHandlers(Protocol):
         """A partner system called our webhook endpoint."""
 
 
+class WebhooksSyncHandlers(Protocol):
+    """``WebhooksHandlers`` written as plain methods, for sync code (the Django ORM, a sync
+    SQLAlchemy session): the worker runs each call in a thread of its own. A class
+    implements one of the two Protocols, not a mix.
+    """
+
+    def on_webhook_received(self, payload: WebhookReceived, job: JobContext) -> None:
+        """A partner system called our webhook endpoint."""
+
+
 _WEBHOOKS_ROUTES = (
     typed.Route("webhook-received", WebhookReceived, "on_webhook_received", "delivery_id"),
 )
@@ -81,7 +114,7 @@ _WEBHOOKS_ROUTES = (
 
 def webhooks_worker(
     boss: Boss,
-    handlers: WebhooksHandlers,
+    handlers: WebhooksHandlers | WebhooksSyncHandlers,
     *,
     concurrency: int = 10,
     label: str | None = None,
@@ -90,6 +123,9 @@ def webhooks_worker(
     shutdown_grace: timedelta | float | None = None,
 ) -> Worker:
     """A worker for queue ``ingestion.webhooks`` that calls ``handlers`` by event.
+
+    ``handlers`` implements ``WebhooksHandlers`` (async methods, run on the event loop) or
+    ``WebhooksSyncHandlers`` (plain methods, each call in a thread of its own).
 
     Each payload is validated with its event's model first; an invalid payload or an unknown
     event fails the job without retries (so it reaches the dead-letter queue).

@@ -12,7 +12,14 @@ from .enqueue import (
     enqueue_push_requested_many_sync,
     enqueue_push_requested_sync,
 )
-from .handlers import EmailHandlers, PushHandlers, email_worker, push_worker
+from .handlers import (
+    EmailHandlers,
+    EmailSyncHandlers,
+    PushHandlers,
+    PushSyncHandlers,
+    email_worker,
+    push_worker,
+)
 from .models import (
     EmailRequested,
     EmailRequestedAttachment,
@@ -35,11 +42,13 @@ __all__ = [
     "EmailRequestedAttachment",
     "EmailRequestedTemplate",
     "EmailRequestedVariablesAdditionalProperty",
+    "EmailSyncHandlers",
     "Locale",
     "PushHandlers",
     "PushRequested",
     "PushRequestedDeviceToken",
     "PushRequestedPriority",
+    "PushSyncHandlers",
     "Recipient",
     "email_worker",
     "enqueue_email_requested",

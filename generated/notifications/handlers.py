@@ -11,7 +11,14 @@ from typed_queues.runtime import Boss, JobContext, Worker, typed
 
 from .models import EmailRequested, PushRequested
 
-__all__ = ["EmailHandlers", "PushHandlers", "email_worker", "push_worker"]
+__all__ = [
+    "EmailHandlers",
+    "EmailSyncHandlers",
+    "PushHandlers",
+    "PushSyncHandlers",
+    "email_worker",
+    "push_worker",
+]
 
 
 class EmailHandlers(Protocol):
@@ -24,6 +31,16 @@ class EmailHandlers(Protocol):
         """Send one templated transactional email."""
 
 
+class EmailSyncHandlers(Protocol):
+    """``EmailHandlers`` written as plain methods, for sync code (the Django ORM, a sync
+    SQLAlchemy session): the worker runs each call in a thread of its own. A class
+    implements one of the two Protocols, not a mix.
+    """
+
+    def on_email_requested(self, payload: EmailRequested, job: JobContext) -> None:
+        """Send one templated transactional email."""
+
+
 _EMAIL_ROUTES = (
     typed.Route("email-requested", EmailRequested, "on_email_requested", "message_id"),
 )
@@ -31,7 +48,7 @@ _EMAIL_ROUTES = (
 
 def email_worker(
     boss: Boss,
-    handlers: EmailHandlers,
+    handlers: EmailHandlers | EmailSyncHandlers,
     *,
     concurrency: int = 10,
     label: str | None = None,
@@ -40,6 +57,9 @@ def email_worker(
     shutdown_grace: timedelta | float | None = None,
 ) -> Worker:
     """A worker for queue ``notifications.email`` that calls ``handlers`` by event.
+
+    ``handlers`` implements ``EmailHandlers`` (async methods, run on the event loop) or
+    ``EmailSyncHandlers`` (plain methods, each call in a thread of its own).
 
     Each payload is validated with its event's model first; an invalid payload or an unknown
     event fails the job without retries (so it reaches the dead-letter queue).
@@ -70,12 +90,22 @@ class PushHandlers(Protocol):
         """Show a notification on every registered device of a user."""
 
 
+class PushSyncHandlers(Protocol):
+    """``PushHandlers`` written as plain methods, for sync code (the Django ORM, a sync
+    SQLAlchemy session): the worker runs each call in a thread of its own. A class
+    implements one of the two Protocols, not a mix.
+    """
+
+    def on_push_requested(self, payload: PushRequested, job: JobContext) -> None:
+        """Show a notification on every registered device of a user."""
+
+
 _PUSH_ROUTES = (typed.Route("push-requested", PushRequested, "on_push_requested", "message_id"),)
 
 
 def push_worker(
     boss: Boss,
-    handlers: PushHandlers,
+    handlers: PushHandlers | PushSyncHandlers,
     *,
     concurrency: int = 10,
     label: str | None = None,
@@ -84,6 +114,9 @@ def push_worker(
     shutdown_grace: timedelta | float | None = None,
 ) -> Worker:
     """A worker for queue ``notifications.push`` that calls ``handlers`` by event.
+
+    ``handlers`` implements ``PushHandlers`` (async methods, run on the event loop) or
+    ``PushSyncHandlers`` (plain methods, each call in a thread of its own).
 
     Each payload is validated with its event's model first; an invalid payload or an unknown
     event fails the job without retries (so it reaches the dead-letter queue).

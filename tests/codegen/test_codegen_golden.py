@@ -69,8 +69,13 @@ def test_package_shape() -> None:
     assert models.count('extra="ignore"') == 3  # Address, OrderPlacedAddress, OrderCancelled
     handlers = files["shop/handlers.py"]
     assert "class OrdersHandlers(Protocol):" in handlers
+    # the same methods, plain (sync): the factory takes either form
+    assert "class OrdersSyncHandlers(Protocol):" in handlers
+    sync_method = "    def on_order_placed(self, payload: OrderPlaced, job: JobContext) -> None:"
+    assert sync_method in handlers
     assert (
-        "def orders_worker(\n    boss: Boss,\n    handlers: OrdersHandlers,\n    *,\n"
+        "def orders_worker(\n    boss: Boss,\n    handlers: OrdersHandlers | OrdersSyncHandlers,\n"
+        "    *,\n"
         "    concurrency: int = 10,\n    label: str | None = None,\n"
         "    batch_size: int | None = None,\n"
         "    poll_interval: timedelta | float | None = None,\n"

@@ -346,6 +346,21 @@ def test_batch_function_name_collision() -> None:
     ]
 
 
+def test_a_queue_named_like_another_queues_sync_protocol() -> None:
+    # queue "invoices-sync" would generate InvoicesSyncHandlers, the sync form of "invoices"
+    text = edit(
+        "      invoices-dead: {}\n",
+        "      invoices-dead: {}\n      invoices-sync: #<\n        events:\n"
+        "          sync-asked:\n            payload: {type: object}\n",
+    )
+    assert_single_error(
+        text,
+        "domains.billing.queues.invoices-sync",
+        'generated name "InvoicesSyncHandlers" of queue "invoices-sync" collides with queue '
+        '"invoices" (line 13)',
+    )
+
+
 def test_queues_mapping_to_one_name() -> None:
     text = edit(
         "      invoices-dead: {}\n", "      invoices-dead: {}\n      invoices_dead: {} #<\n"

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from typed_queues.runtime.testing import (  # noqa: F401 - fixtures
+# as pytest_plugins would (examples/conftest.py loads the same module as a plugin)
+pytest.register_assert_rewrite("typed_queues.runtime.testing")
+
+from typed_queues.runtime.testing import (  # noqa: E402, F401 - fixtures
     queues_boss,
     queues_schema,
     queues_specs,

@@ -50,6 +50,29 @@ def test_good_handler_code_passes(report: Report) -> None:
     assert report["good_handlers.py"] == []
 
 
+def test_sync_handler_classes_pass(report: Report) -> None:
+    # plain methods: the generated InvoicesSyncHandlers, taken by the same worker factory
+    assert report["good_sync_handlers.py"] == []
+
+
+def test_a_class_mixing_async_and_sync_methods_is_rejected(report: Report) -> None:
+    assert errors(report, "bad_handler_mixed.py") == [
+        (
+            18,
+            'Argument 2 to "invoices_worker" has incompatible type "Mixed"; '
+            'expected "InvoicesHandlers | InvoicesSyncHandlers"  [arg-type]',
+        )
+    ]
+    found = notes(report, "bad_handler_mixed.py")
+    # against the async Protocol, the plain method conflicts; against the sync one, the async
+    assert (
+        "def on_invoice_voided(self, payload: InvoiceVoided, job: JobContext) "
+        "-> Coroutine[Any, Any, None]"
+    ) in found
+    assert "def on_invoice_voided(self, payload: InvoiceVoided, job: JobContext) -> None" in found
+    assert "def on_invoice_created(self, payload: InvoiceCreated, job: JobContext) -> None" in found
+
+
 def test_wrong_payload_model_passed_to_enqueue(report: Report) -> None:
     assert errors(report, "bad_enqueue_wrong_model.py") == [
         (
@@ -76,10 +99,11 @@ def test_handler_class_missing_a_method(report: Report) -> None:
         (
             15,
             'Argument 2 to "invoices_worker" has incompatible type "OnlyCreated"; '
-            'expected "InvoicesHandlers"  [arg-type]',
+            'expected "InvoicesHandlers | InvoicesSyncHandlers"  [arg-type]',
         )
     ]
-    assert notes(report, "bad_handler_missing_method.py") == [
+    found = notes(report, "bad_handler_missing_method.py")
+    assert found[:2] == [
         '"OnlyCreated" is missing following "InvoicesHandlers" protocol member:',
         "on_invoice_voided",
     ]
@@ -90,7 +114,7 @@ def test_handler_method_with_the_wrong_payload_type(report: Report) -> None:
         (
             18,
             'Argument 2 to "invoices_worker" has incompatible type "Mixed"; '
-            'expected "InvoicesHandlers"  [arg-type]',
+            'expected "InvoicesHandlers | InvoicesSyncHandlers"  [arg-type]',
         )
     ]
     found = notes(report, "bad_handler_wrong_payload.py")

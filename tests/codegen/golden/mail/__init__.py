@@ -8,7 +8,7 @@ from .enqueue import (
     enqueue_mail_requested_many_sync,
     enqueue_mail_requested_sync,
 )
-from .handlers import OutboxHandlers, outbox_worker
+from .handlers import OutboxHandlers, OutboxSyncHandlers, outbox_worker
 from .models import MailRequested
 from .queues import OUTBOX
 
@@ -16,6 +16,7 @@ __all__ = [
     "OUTBOX",
     "MailRequested",
     "OutboxHandlers",
+    "OutboxSyncHandlers",
     "enqueue_mail_requested",
     "enqueue_mail_requested_many",
     "enqueue_mail_requested_many_sync",

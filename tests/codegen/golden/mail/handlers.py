@@ -11,7 +11,7 @@ from typed_queues.runtime import Boss, JobContext, Worker, typed
 
 from .models import MailRequested
 
-__all__ = ["OutboxHandlers", "outbox_worker"]
+__all__ = ["OutboxHandlers", "OutboxSyncHandlers", "outbox_worker"]
 
 
 class OutboxHandlers(Protocol):
@@ -21,12 +21,22 @@ class OutboxHandlers(Protocol):
         """Handle ``mail-requested``."""
 
 
+class OutboxSyncHandlers(Protocol):
+    """``OutboxHandlers`` written as plain methods, for sync code (the Django ORM, a sync
+    SQLAlchemy session): the worker runs each call in a thread of its own. A class
+    implements one of the two Protocols, not a mix.
+    """
+
+    def on_mail_requested(self, payload: MailRequested, job: JobContext) -> None:
+        """Handle ``mail-requested``."""
+
+
 _OUTBOX_ROUTES = (typed.Route("mail-requested", MailRequested, "on_mail_requested", "to"),)
 
 
 def outbox_worker(
     boss: Boss,
-    handlers: OutboxHandlers,
+    handlers: OutboxHandlers | OutboxSyncHandlers,
     *,
     concurrency: int = 10,
     label: str | None = None,
@@ -35,6 +45,9 @@ def outbox_worker(
     shutdown_grace: timedelta | float | None = None,
 ) -> Worker:
     """A worker for queue ``mail.outbox`` that calls ``handlers`` by event.
+
+    ``handlers`` implements ``OutboxHandlers`` (async methods, run on the event loop) or
+    ``OutboxSyncHandlers`` (plain methods, each call in a thread of its own).
 
     Each payload is validated with its event's model first; an invalid payload or an unknown
     event fails the job without retries (so it reaches the dead-letter queue).

@@ -18,7 +18,14 @@ from .enqueue import (
     enqueue_stock_changed_v2_many_sync,
     enqueue_stock_changed_v2_sync,
 )
-from .handlers import OrdersHandlers, V2SyncHandlers, orders_worker, v2_sync_worker
+from .handlers import (
+    OrdersHandlers,
+    OrdersSyncHandlers,
+    V2SyncHandlers,
+    V2SyncSyncHandlers,
+    orders_worker,
+    v2_sync_worker,
+)
 from .models import (
     Address,
     Currency,
@@ -46,9 +53,11 @@ __all__ = [
     "OrderPlacedItem",
     "OrderPlacedStatus",
     "OrdersHandlers",
+    "OrdersSyncHandlers",
     "Sku",
     "StockChangedV2",
     "V2SyncHandlers",
+    "V2SyncSyncHandlers",
     "enqueue_order_cancelled",
     "enqueue_order_cancelled_many",
     "enqueue_order_cancelled_many_sync",

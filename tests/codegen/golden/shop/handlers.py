@@ -11,7 +11,14 @@ from typed_queues.runtime import Boss, JobContext, Worker, typed
 
 from .models import OrderCancelled, OrderPlaced, StockChangedV2
 
-__all__ = ["OrdersHandlers", "V2SyncHandlers", "orders_worker", "v2_sync_worker"]
+__all__ = [
+    "OrdersHandlers",
+    "OrdersSyncHandlers",
+    "V2SyncHandlers",
+    "V2SyncSyncHandlers",
+    "orders_worker",
+    "v2_sync_worker",
+]
 
 
 class OrdersHandlers(Protocol):
@@ -28,6 +35,19 @@ class OrdersHandlers(Protocol):
         """Handle ``order-cancelled``."""
 
 
+class OrdersSyncHandlers(Protocol):
+    """``OrdersHandlers`` written as plain methods, for sync code (the Django ORM, a sync
+    SQLAlchemy session): the worker runs each call in a thread of its own. A class
+    implements one of the two Protocols, not a mix.
+    """
+
+    def on_order_placed(self, payload: OrderPlaced, job: JobContext) -> None:
+        """A customer placed an order."""
+
+    def on_order_cancelled(self, payload: OrderCancelled, job: JobContext) -> None:
+        """Handle ``order-cancelled``."""
+
+
 _ORDERS_ROUTES = (
     typed.Route("order-placed", OrderPlaced, "on_order_placed", "order_id"),
     typed.Route("order-cancelled", OrderCancelled, "on_order_cancelled"),
@@ -36,7 +56,7 @@ _ORDERS_ROUTES = (
 
 def orders_worker(
     boss: Boss,
-    handlers: OrdersHandlers,
+    handlers: OrdersHandlers | OrdersSyncHandlers,
     *,
     concurrency: int = 10,
     label: str | None = None,
@@ -45,6 +65,9 @@ def orders_worker(
     shutdown_grace: timedelta | float | None = None,
 ) -> Worker:
     """A worker for queue ``shop.orders`` that calls ``handlers`` by event.
+
+    ``handlers`` implements ``OrdersHandlers`` (async methods, run on the event loop) or
+    ``OrdersSyncHandlers`` (plain methods, each call in a thread of its own).
 
     Each payload is validated with its event's model first; an invalid payload or an unknown
     event fails the job without retries (so it reaches the dead-letter queue).
@@ -75,6 +98,16 @@ class V2SyncHandlers(Protocol):
         """Handle ``stock-changed-v2``."""
 
 
+class V2SyncSyncHandlers(Protocol):
+    """``V2SyncHandlers`` written as plain methods, for sync code (the Django ORM, a sync
+    SQLAlchemy session): the worker runs each call in a thread of its own. A class
+    implements one of the two Protocols, not a mix.
+    """
+
+    def on_stock_changed_v2(self, payload: StockChangedV2, job: JobContext) -> None:
+        """Handle ``stock-changed-v2``."""
+
+
 _V2_SYNC_ROUTES = (
     typed.Route("stock-changed-v2", StockChangedV2, "on_stock_changed_v2", "warehouse"),
 )
@@ -82,7 +115,7 @@ _V2_SYNC_ROUTES = (
 
 def v2_sync_worker(
     boss: Boss,
-    handlers: V2SyncHandlers,
+    handlers: V2SyncHandlers | V2SyncSyncHandlers,
     *,
     concurrency: int = 10,
     label: str | None = None,
@@ -91,6 +124,9 @@ def v2_sync_worker(
     shutdown_grace: timedelta | float | None = None,
 ) -> Worker:
     """A worker for queue ``shop.v2-sync`` that calls ``handlers`` by event.
+
+    ``handlers`` implements ``V2SyncHandlers`` (async methods, run on the event loop) or
+    ``V2SyncSyncHandlers`` (plain methods, each call in a thread of its own).
 
     Each payload is validated with its event's model first; an invalid payload or an unknown
     event fails the job without retries (so it reaches the dead-letter queue).
