@@ -25,6 +25,7 @@ from ..errors import ConfigurationError, UnknownQueueError
 from ..jobs import Job, JobId
 from ..options import positive_int
 from ..policy import QueueSpec
+from .flow_requests import FlowBatch, batch_flow_options, flow_options, with_flow
 from .queue_cache import QueueCache, info_of
 from .requests import Batch, Row, make_row, split_for_copy
 from .sender import singleton_conflict
@@ -113,7 +114,7 @@ class SyncBoss:
         """Create a queue or update its policy."""
         if not isinstance(spec, QueueSpec):
             raise TypeError(f"create_queue takes a QueueSpec, got {spec!r}")
-        self._run(conn, lambda c: self._store.queue_upsert(c, spec.to_params()))
+        self._run(conn, lambda c: self._upsert_queue(c, spec))
         self._queues.put(info_of(spec))
 
     def _check_queue(self, queue: str, conn: SyncConn | None) -> None:
@@ -132,12 +133,29 @@ class SyncBoss:
         start_after: datetime | timedelta | None = None,
         priority: int | None = None,
         singleton_key: str | None = None,
+        group_key: str | None = None,
+        throttle: timedelta | None = None,
+        debounce: timedelta | None = None,
+        retry_limit: int | None = None,
+        expire_in: timedelta | None = None,
     ) -> JobId:
-        """Enqueue one job; with ``conn`` it joins that connection's transaction."""
+        """Enqueue one job; with ``conn`` it joins that connection's transaction. The flow
+        options are those of ``Boss.send``."""
         known = self._queues.get(queue) is not None
         if not known:
             validate_queue_name(queue)
         row = make_row(queue, data, self._max_payload, start_after, priority, singleton_key)
+        flow = flow_options(
+            group_key=group_key,
+            throttle=throttle,
+            debounce=debounce,
+            retry_limit=retry_limit,
+            expire_in=expire_in,
+            singleton_key=singleton_key,
+            start_after=start_after,
+        )
+        if flow is not None:
+            row = with_flow(row, flow)
         if not known:  # checked after the arguments: bad input fails before any SQL
             self._check_queue(queue, conn)
         return self._run(conn, lambda c: self._insert_one(c, row))
@@ -164,11 +182,33 @@ class SyncBoss:
         conn: SyncConn | None = None,
         start_after: datetime | timedelta | None = None,
         priority: int | None = None,
+        group_key: str | None = None,
+        retry_limit: int | None = None,
+        expire_in: timedelta | None = None,
     ) -> list[JobId]:
-        """Enqueue many jobs in one statement (COPY for big batches); all or nothing."""
+        """Enqueue many jobs in one statement (COPY for big batches); all or nothing. The
+        flow options are those of ``Boss.send_many``."""
         known = self._queues.get(queue) is not None
         if not known:
             validate_queue_name(queue)
+        flow = batch_flow_options(group_key=group_key, retry_limit=retry_limit, expire_in=expire_in)
+        if flow is not None:  # one INSERT in send order, never COPY
+            plain = Batch.of(queue, list(data), self._max_payload, start_after, priority)
+            flow_batch = FlowBatch(
+                plain.queue,
+                plain.ids,
+                plain.texts,
+                plain.priority,
+                plain.start_after,
+                plain.delay,
+                flow,
+            )
+            if not known:
+                self._check_queue(queue, conn)
+            if flow_batch.ids:
+                stmt = flow_batch.insert(self._store.sql)
+                self._run(conn, lambda c: self._store.job_insert_batch(c, stmt))
+            return flow_batch.ids
         items, streamed = split_for_copy(data, self._copy_threshold, conn is not None)
         batch = Batch.of(queue, items, self._max_payload, start_after, priority)
         if not known:
@@ -207,3 +247,11 @@ class SyncBoss:
         """``Boss.jobs_of``: every job of ``queue`` (of ``event``, when given), oldest first."""
         validate_queue_name(queue)
         return self._run(conn, lambda c: self._store.testing_jobs_of(c, queue, event))
+
+    # -- flow control --
+
+    def _upsert_queue(self, conn: SyncConn, spec: QueueSpec) -> None:
+        """The queue's policy and its flow policy, together."""
+        with conn.transaction():
+            self._store.queue_upsert(conn, spec.to_params())
+            self._store.queue_flow_set(conn, spec.flow_params())

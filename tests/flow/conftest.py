@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +43,20 @@ def spawn(dsn: str, schema_name: str, tmp_path: Path) -> Iterator[Callable[..., 
             proc.kill()
         for proc in started:
             print(f"--- {proc.name} (exit {proc.popen.returncode}):\n{proc.output()[-2000:]}")
+
+
+@pytest.fixture
+async def quick_boss(dsn: str, schema_name: str) -> AsyncIterator[Boss]:
+    """A started Boss whose workers poll every 0.2 s and run maintenance every 0.5 s."""
+    boss = Boss(
+        dsn,
+        schema=schema_name,
+        poll_interval=timedelta(milliseconds=200),
+        maintenance_interval=timedelta(milliseconds=500),
+        lease=timedelta(seconds=5),
+    )
+    await boss.start()
+    try:
+        yield boss
+    finally:
+        await boss.stop(timeout=2)
