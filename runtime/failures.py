@@ -1,5 +1,6 @@
 """What is kept of a failure: the exception's type, a bounded message, a bounded traceback
-summary, and the worker (host and pid) it happened in.
+summary (both with passwords of connection strings masked), and the worker (host and pid) it
+happened in.
 
 Used by the job wrapper's ``Failed:`` log line and by the error documents stored with a job,
 so a handler raising an exception with a huge message writes neither a huge log line nor a
@@ -13,6 +14,8 @@ import socket
 import traceback
 from dataclasses import dataclass
 from typing import Final
+
+from .config import redact
 
 __all__ = [
     "MAX_MESSAGE",
@@ -89,8 +92,8 @@ def summarize(
     too, so a huge message leaves room for the frames)."""
     return FailureSummary(
         type=bounded(kind or type(error).__qualname__, MAX_TYPE),
-        message=bounded(_safe_str(error), message_limit),
-        traceback=_traceback_text(error, traceback_limit),
+        message=redact(bounded(_safe_str(error), message_limit)),
+        traceback=redact(_traceback_text(error, traceback_limit)),
     )
 
 

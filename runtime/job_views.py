@@ -164,6 +164,8 @@ class ListCursor:
             values = json.loads(raw)
             state = JobState(values[0])
             parts = values[1:]
+            if not parts:  # the first row of the state
+                return cls(state)
             if state is JobState.CREATED:
                 priority, at, job_id = parts
                 if isinstance(priority, bool) or not isinstance(priority, int):

@@ -74,7 +74,7 @@ def require_prometheus() -> Any:
     return prometheus_client
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Tag:
     """The metric children of one (queue, event), looked up once."""
 

@@ -30,8 +30,8 @@ def register(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     purge.add_argument(
         "--state",
         required=True,
-        choices=[state.value for state in JobState if state is not JobState.ACTIVE],
-        help="which jobs to delete",
+        choices=[state.value for state in JobState],
+        help="which jobs to delete (not active: those are refused)",
     )
     purge.add_argument(
         "--older-than",

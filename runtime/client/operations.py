@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any, Final, TypeVar
 
@@ -165,7 +166,10 @@ class Operations:
         job_id = parse_job_id(job_id)
 
         async def run(c: AsyncConn) -> bool:
-            async with c.transaction():
+            # The caller's connection outside autocommit: join its transaction (the caller
+            # commits or rolls back both statements); otherwise a transaction of our own.
+            joined = c is conn and not c.autocommit
+            async with nullcontext() if joined else c.transaction():
                 copy = await self._store.job_lock_dead_letter_copy(c, job_id)
                 if copy is not None and copy[1] == JobState.ACTIVE.value:
                     raise QueuesError(

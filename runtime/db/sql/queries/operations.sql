@@ -283,17 +283,20 @@ DELETE FROM {schema}.job WHERE id = ANY(ARRAY(SELECT id FROM doomed));
 
 -- name: queue_depths
 -- Per queue: queued jobs, those due now, the age of the oldest due one (seconds), and the
--- running ones. The queued part is an index(-only) scan of job_claim per queue.
-SELECT q.name, w.waiting, w.due, w.oldest, coalesce(a.active, 0)::bigint
+-- running ones. One pass over the queued jobs (an index-only scan of job_claim, or a
+-- sequential scan when most of the table is queued) and one over job_active, whatever the
+-- number of queues.
+SELECT q.name, coalesce(w.waiting, 0)::bigint, coalesce(w.due, 0)::bigint, w.oldest,
+       coalesce(a.active, 0)::bigint
 FROM {schema}.queue AS q
-CROSS JOIN LATERAL (
-    SELECT count(*)::bigint AS waiting,
-           count(*) FILTER (WHERE j.start_after <= now())::bigint AS due,
-           extract(epoch FROM now() - min(j.start_after)
-                                      FILTER (WHERE j.start_after <= now()))::float8 AS oldest
-    FROM {schema}.job AS j
-    WHERE j.queue = q.name AND j.state < 'active'
-) AS w
+LEFT JOIN (
+    SELECT queue, count(*) AS waiting, count(*) FILTER (WHERE start_after <= now()) AS due,
+           extract(epoch FROM now() - min(start_after)
+                                      FILTER (WHERE start_after <= now()))::float8 AS oldest
+    FROM {schema}.job
+    WHERE state < 'active'
+    GROUP BY queue
+) AS w ON w.queue = q.name
 LEFT JOIN (
     SELECT queue, count(*) AS active FROM {schema}.job WHERE state = 'active' GROUP BY queue
 ) AS a ON a.queue = q.name
