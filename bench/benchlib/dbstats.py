@@ -4,11 +4,15 @@ vacuum counters, job counts by state, and the claim statement's cost (EXPLAIN AN
 The claim probe runs the worker's own `claim_work` statement (50 jobs) inside a transaction
 that is rolled back: the jobs it locks are skipped by the workers for that moment and stay
 queued, and the plan's execution time and buffers show what a worker's claim costs now.
+`WaitSampler` tells what the run's backends were doing (on CPU, or waiting on what) by sampling
+pg_stat_activity from another database, so that its own queries are not counted.
 """
 
 from __future__ import annotations
 
 import statistics
+import threading
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +20,7 @@ import psycopg
 
 from typed_queues.runtime.db.queries import queries_for
 
-__all__ = ["claim_probe", "table_state"]
+__all__ = ["WaitSampler", "claim_probe", "counters", "table_state"]
 
 SCHEMA = "queues"
 QUEUE = "bench.ticks"
@@ -96,3 +100,62 @@ def claim_probe(dsn: str, repeat: int = 3, limit: int = 50) -> dict[str, Any]:
         "buffers": int(statistics.median(r[2] for r in runs)),
         "rows": int(statistics.median(r[3] for r in runs)),
     }
+
+
+def counters(dsn: str) -> dict[str, int]:
+    """Cumulative counters of the database (pg_stat_database) and of its job table's vacuums,
+    to subtract before from after a run."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT d.blks_read, d.blks_hit, d.xact_commit, d.tup_inserted, d.tup_updated,"
+            " d.tup_deleted, d.temp_bytes, s.autovacuum_count, s.autoanalyze_count"
+            " FROM pg_stat_database d, pg_stat_user_tables s"
+            " WHERE d.datname = current_database() AND s.relid = %s::regclass",
+            (f"{SCHEMA}.job",),
+        ).fetchone()
+    assert row is not None
+    names = ("blks_read", "blks_hit", "commits", "inserted", "updated", "deleted", "temp_bytes",
+             "autovacuums", "autoanalyzes")  # fmt: skip
+    return dict(zip(names, (int(v) for v in row), strict=True))
+
+
+class WaitSampler:
+    """`with WaitSampler(admin_dsn, dbname) as w: ...; w.shares()`: how often the database's
+    active backends were on CPU or waiting on each wait event, sampled every `interval`."""
+
+    def __init__(self, admin_dsn: str, dbname: str, interval: float = 0.02) -> None:
+        self._dsn = admin_dsn
+        self._dbname = dbname
+        self._interval = interval
+        self._counts: Counter[str] = Counter()
+        self._samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with psycopg.connect(self._dsn, autocommit=True) as conn:
+            while not self._stop.is_set():
+                rows = conn.execute(
+                    "SELECT backend_type, wait_event_type, wait_event FROM pg_stat_activity"
+                    " WHERE datname = %s AND state = 'active'",
+                    (self._dbname,),
+                    prepare=True,
+                ).fetchall()
+                self._samples += 1
+                for kind, wait_type, wait in rows:
+                    who = "" if kind == "client backend" else f"{kind}: "
+                    self._counts[who + (f"{wait_type}:{wait}" if wait_type else "CPU")] += 1
+                self._stop.wait(self._interval)
+
+    def __enter__(self) -> WaitSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def shares(self, top: int = 8) -> dict[str, float]:
+        """{what: average number of backends doing it} over the samples, the most first."""
+        n = max(1, self._samples)
+        return {what: round(c / n, 3) for what, c in self._counts.most_common(top)}

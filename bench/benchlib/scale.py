@@ -34,7 +34,7 @@ import psycopg
 
 from . import db
 from .cpu import BackendCpu
-from .dbstats import claim_probe, table_state
+from .dbstats import WaitSampler, claim_probe, counters, table_state
 from .envs import Env
 from .procs import Controlled, go_all, stop_all
 from .runner import FLOOR_BATCH, StepError, log, run_driver
@@ -45,9 +45,12 @@ __all__ = ["PARTS", "ScaleOptions", "run_scale"]
 PARTS = ("backlog", "queues", "processes", "sustained")
 DRIVER = GeneratedSdk("scale", "scale curves", ours=True, notes="bench/drivers/scale_driver.py")
 #: Pools of each worker process in the curves: small, so that 16 processes fit the server's
-#: max_connections (each holds ~4 connections: client pool, worker pool, claims, listener).
+#: max_connections next to other users (a worker process holds 4 connections: client pool,
+#: worker pool, claims, listener; 3 in the processes part, which does not listen).
 POOLS = {"max_pool_size": 2, "worker_pool_size": 2}
-CONNECTIONS_PER_PROCESS = 5
+CONNECTIONS_PER_PROCESS = 3
+#: Connections left free for others on a shared server while the processes part runs.
+SPARE_CONNECTIONS = 15
 
 
 @dataclass(slots=True)
@@ -119,6 +122,7 @@ class _Run:
         self, dsn: str, dbname: str, system: str, processes: int, target: int, **extra: Any
     ) -> dict[str, Any]:
         """`processes` worker processes until `target` jobs were handled; rates and CPU."""
+        o = self.opts
         concurrency = FLOOR_BATCH if system == "floor" else self.opts.concurrency
         cmd = DRIVER.command(
             self.env, self.spec(dsn, "serve", system=system, concurrency=concurrency, **extra)
@@ -127,13 +131,15 @@ class _Run:
         try:
             for p in procs:
                 p.wait_ready(180)
-            with BackendCpu(dbname, interval=0.1) as server:
+            before = counters(dsn)
+            with BackendCpu(dbname, interval=0.1) as server, WaitSampler(o.dsn, dbname) as waits:
                 t0 = go_all(procs)
                 _wait_for(lambda: sum(p.progress for p in procs), target, procs)
                 results = stop_all(procs)
                 server.sample()
             for p in procs:
                 p.release()
+            after = counters(dsn)
         finally:
             for p in procs:
                 p.kill()
@@ -146,6 +152,9 @@ class _Run:
             "client_us": 1e6 * sum(r["cpu_s"] for r in results) / handled,
             "server_us": 1e6 * server.seconds / handled,
             "wall_s": time.monotonic() - t0,
+            # what the database did for it: per job, and the backends' waits
+            "per_job": {k: round((after[k] - before[k]) / handled, 3) for k in after},
+            "waits": waits.shares(),
         }
 
 
@@ -201,7 +210,8 @@ def _backlog(run: _Run) -> dict[str, Any]:
                 db.analyze(dsn)
                 proc = run.serve(dsn, dbname, system, 1, o.jobs)
                 rows.append({"backlog": backlog, "system": system, "sender": sender,
-                             "enqueue": enq, "process": proc})  # fmt: skip
+                             "enqueue": enq, "process": proc,
+                             "claim_probe_after": claim_probe(dsn)})  # fmt: skip
                 log(f"  {system}: enqueue {enq['rate']:,.0f} jobs/s ({sender}), "
                     f"process {proc['rate']:,.0f} jobs/s")  # fmt: skip
     return {"jobs": o.jobs, "concurrency": o.concurrency, "floor_batch": FLOOR_BATCH,
@@ -242,7 +252,7 @@ def _processes(run: _Run) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for count in o.processes:
         free = _free_connections(o.dsn)
-        if free < count * CONNECTIONS_PER_PROCESS + 5:
+        if free < count * CONNECTIONS_PER_PROCESS + SPARE_CONNECTIONS:
             log(f"[scale] {count} processes: skipped, {free} connections free on the server")
             rows.append({"processes": count, "skipped": f"{free} connections free"})
             continue
@@ -250,7 +260,9 @@ def _processes(run: _Run) -> dict[str, Any]:
             log(f"[scale] {count} worker process(es), {o.process_jobs:,} jobs")
             run.setup(dsn)
             run.seed(dsn, o.process_jobs)
-            proc = run.serve(dsn, dbname, "queues", count, o.process_jobs)
+            # no LISTEN: the queue is never empty before the run ends, and it saves a
+            # connection per process
+            proc = run.serve(dsn, dbname, "queues", count, o.process_jobs, listen=False)
             rows.append({"processes": count, "process": proc})
             log(f"  process {proc['rate']:,.0f} jobs/s")
     return {"jobs": o.process_jobs, "concurrency": o.concurrency, "rows": rows}

@@ -137,6 +137,40 @@ def _backlog_md(part: dict[str, Any]) -> list[str]:
             f"| {pr['backlog']:,} | {c['exec_ms']:.2f} | {c['plan_ms']:.2f} | {c['buffers']} "
             f"| {t['heap_mb']:,.1f} | {t['indexes_mb']:,.1f} |"
         )
+    return lines + _diagnosis_md(part["rows"], "backlog")
+
+
+def _waits(proc: dict[str, Any], top: int = 3) -> str:
+    waits = proc.get("waits")
+    if not waits:
+        return "-"
+    return ", ".join(f"{what} {share:.2f}" for what, share in list(waits.items())[:top])
+
+
+def _diagnosis_md(rows: list[dict[str, Any]], key: str) -> list[str]:
+    """What the database did during each processing run (absent from older results)."""
+    rows = [r for r in rows if "process" in r and "per_job" in r["process"]]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "What the database did during each processing run: buffers read from outside shared "
+        "buffers and commits per job, autovacuums of the job table during the run, the "
+        "backends' activity (average number of backends on CPU or in each wait), and the claim "
+        "of 50 after the run:",
+        "",
+        f"| {key} | worker | blocks read / job | commits / job | autovacuums | backends busy "
+        "| claim after: ms (buffers) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        p, after = r["process"], r.get("claim_probe_after")
+        probe = f"{after['exec_ms']:.2f} ({after['buffers']})" if after else "-"
+        lines.append(
+            f"| {r[key]:,} | {r.get('system', 'queues')} | {p['per_job']['blks_read']:.2f} "
+            f"| {p['per_job']['commits']:.3f} "
+            f"| {round(p['per_job']['autovacuums'] * p['handled'])} | {_waits(p)} | {probe} |"
+        )
     return lines
 
 
@@ -161,7 +195,7 @@ def _queues_md(part: dict[str, Any]) -> list[str]:
             f"| {_us(e['client_us'])} / {_us(e['server_us'])} | {_n(p['rate'])} "
             f"| {_us(p['client_us'])} / {_us(p['server_us'])} |"
         )
-    return lines
+    return lines + _diagnosis_md(part["rows"], "queues")
 
 
 def _processes_md(part: dict[str, Any]) -> list[str]:
@@ -170,8 +204,8 @@ def _processes_md(part: dict[str, Any]) -> list[str]:
         "",
         _meta_line(part),
         f"{part['jobs']:,} jobs queued, handled by 1 to 16 worker processes of the generated "
-        f"`ticks_worker` at once (concurrency {part['concurrency']} each; pools of 2 so that 16 "
-        "processes fit the server's connections).",
+        f"`ticks_worker` at once (concurrency {part['concurrency']} each; pools of 2 and no "
+        "LISTEN, so that 16 processes fit the server's connections next to other users).",
         "",
         "| processes | jobs/s | client / server us per job |",
         "|---|---|---|",
@@ -185,7 +219,7 @@ def _processes_md(part: dict[str, Any]) -> list[str]:
             f"| {r['processes']} | {_n(p['rate'])} | {_us(p['client_us'])} / "
             f"{_us(p['server_us'])} |"
         )
-    return lines
+    return lines + _diagnosis_md(part["rows"], "processes")
 
 
 def _sustained_md(part: dict[str, Any]) -> list[str]:

@@ -190,6 +190,7 @@ def _boss(spec: Spec) -> Boss:
         schema=SCHEMA,
         max_pool_size=_opt(spec, "max_pool_size", 10),
         worker_pool_size=_opt(spec, "worker_pool_size", 4),
+        listen=bool(_opt(spec, "listen", True)),
     )
 
 
