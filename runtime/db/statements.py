@@ -250,6 +250,9 @@ class Statements:
 
     # -- operations --------------------------------------------------------------------------
 
+    def ops_no_jit(self) -> Statement:
+        return self._custom("ops_no_jit")
+
     def job_list(self, name: str, params: Mapping[str, Any]) -> Statement:
         """A page of one state of the job list (``job_list_created``, ``_retry``, ``_active``,
         ``_completed``, ``_failed``): queue, event, state, limit and the keyset ``k_*``."""

@@ -271,7 +271,9 @@ class Store:
         self, conn: AsyncConn, name: str, params: dict[str, Any]
     ) -> list[JobSummary]:
         """One page of one state of the job list (see ``Statements.job_list``)."""
-        rows = await self._rows(conn, self.sql.job_list(name, params))
+        async with conn.transaction():
+            await self._run(conn, self.sql.ops_no_jit())
+            rows = await self._rows(conn, self.sql.job_list(name, params))
         return [JobSummary.from_row(row) for row in rows]
 
     async def dlq_pick(
@@ -322,7 +324,10 @@ class Store:
         return int(count)
 
     async def queue_depths(self, conn: AsyncConn) -> list[QueueDepth]:
-        return [QueueDepth(*row) for row in await self._rows(conn, self.sql.queue_depths())]
+        async with conn.transaction():
+            await self._run(conn, self.sql.ops_no_jit())
+            rows = await self._rows(conn, self.sql.queue_depths())
+        return [QueueDepth(*row) for row in rows]
 
     async def job_rescue_detailed(
         self, conn: AsyncConn, lease_error: str, expire_error: str, grace: timedelta, limit: int

@@ -8,6 +8,12 @@
 -- index range (LATERAL over the queue table) and the pages are merged. A NULL key means the
 -- first page; these statements run unprepared, so the planner sees the NULLs and folds them.
 
+-- name: ops_no_jit
+-- For the read-only statements below, in their own transaction: their cost estimates grow
+-- with the number of queues (and the queue table is rarely analyzed), which can cross
+-- jit_above_cost; compiling would then take longer than the index scans themselves.
+SET LOCAL jit = off;
+
 -- name: job_list_created
 -- Queued jobs in claim order (priority, then longest waiting), through job_claim. A key
 -- (priority, start_after, id) resumes after that row: the rest of its priority, then lower
