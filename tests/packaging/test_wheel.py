@@ -323,7 +323,7 @@ def test_wheel_holds_only_the_library(built: Built) -> None:
     assert f"{PACKAGE}/runtime/py.typed" in expected
     assert f"{PACKAGE}/runtime/db/sql/queries/jobs.sql" in expected
     assert any(name.startswith(f"{PACKAGE}/codegen/templates/") for name in expected)
-    assert any(name.startswith(f"{PACKAGE}/runtime/sql/migrations/") for name in expected)
+    assert any(name.startswith(f"{PACKAGE}/runtime/db/sql/migrations/") for name in expected)
     assert sorted(expected - set(names)) == [], "library files missing from the wheel"
 
     with zipfile.ZipFile(built.wheel) as archive:
