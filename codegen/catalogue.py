@@ -20,6 +20,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StrictStr,
+    model_validator,
 )
 from pydantic import ValidationError as PydanticValidationError
 
@@ -33,12 +34,15 @@ __all__ = [
     "Domain",
     "EffectiveRetry",
     "Event",
+    "GroupConfig",
+    "LimitsConfig",
     "Queue",
     "RetryConfig",
     "format_duration",
     "load_catalogue",
     "parse_catalogue",
     "parse_duration",
+    "parse_rate",
 ]
 
 _DURATION = re.compile(r"(\d{1,9})(ms|s|m|h|d)")
@@ -154,6 +158,66 @@ class Event(_Strict):
     example: dict[str, Any] | None = None
 
 
+# -- flow control --
+
+_RATE = re.compile(r"(\d{1,7})/(\d{0,9})(ms|s|m|h|d)")
+_RATE_HINT = "write count/duration, like 100/1s, 10/1m or 5/500ms"
+_RATE_PERIOD = (timedelta(milliseconds=100), timedelta(days=7))
+_RATE_COUNT_MAX = 1_000_000
+
+
+def parse_rate(value: object) -> tuple[int, timedelta]:
+    """``"100/1s"`` -> ``(100, timedelta(seconds=1))``; ``"100/s"`` is ``"100/1s"``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f'invalid rate "{value}": {_RATE_HINT}')
+    if not isinstance(value, str):
+        raise ValueError(f"expected a rate: {_RATE_HINT}")
+    text = value.strip().replace(" ", "")
+    match = _RATE.fullmatch(text)
+    if match is None:
+        raise ValueError(f'invalid rate "{value}": {_RATE_HINT}')
+    count = int(match[1])
+    period = parse_duration(f"{match[2] or 1}{match[3]}")
+    if not 1 <= count <= _RATE_COUNT_MAX:
+        raise ValueError(f'rate "{value}": the count must be 1 to {_RATE_COUNT_MAX:,}')
+    low, high = _RATE_PERIOD
+    if not low <= period <= high:
+        raise ValueError(
+            f'rate "{value}": the period must be {format_duration(low)} to {format_duration(high)}'
+        )
+    return count, period
+
+
+def _rate_text(value: object) -> str:
+    count, period = parse_rate(value)
+    return f"{count}/{format_duration(period)}"
+
+
+RateText = Annotated[str, BeforeValidator(_rate_text)]
+
+
+class LimitsConfig(_Strict):
+    """``limits:`` of a queue, across every process: ``active`` jobs at once (claimed-ahead
+    ones included), ``rate`` job starts per period."""
+
+    active: Annotated[StrictInt, Field(ge=1, le=100_000)] | None = None
+    rate: RateText | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> LimitsConfig:
+        if self.active is None and self.rate is None:
+            raise ValueError("limits sets nothing: give active, rate or both (or drop limits)")
+        return self
+
+
+class GroupConfig(_Strict):
+    """``group:`` of a queue: per ``group_key`` given at enqueue, at most ``active`` jobs at
+    once; with ``fifo``, in send order (a retrying job holds its key)."""
+
+    active: Annotated[StrictInt, Field(ge=1, le=10_000)] = 1
+    fifo: StrictBool = False
+
+
 class Queue(_Strict):
     description: Text = ""
     retry: RetryConfig | None = None
@@ -161,6 +225,8 @@ class Queue(_Strict):
     retention: Retention | None = None
     max_wait: MaxWait | None = None
     dead_letter: StrictStr | None = None
+    limits: LimitsConfig | None = None
+    group: GroupConfig | None = None
     events: dict[str, Event] = Field(default_factory=dict)
 
 
@@ -217,6 +283,8 @@ _MODELS: dict[str, type[BaseModel]] = {
     "domain": Domain,
     "queue": Queue,
     "event": Event,
+    "limits": LimitsConfig,
+    "group": GroupConfig,
 }
 
 
@@ -233,6 +301,10 @@ def _model_at(loc: Path) -> type[BaseModel]:
             return Queue
         if loc[4] == "retry":
             return RetryConfig
+        if loc[4] == "limits":
+            return LimitsConfig
+        if loc[4] == "group":
+            return GroupConfig
         return Event if loc[4] == "events" and depth >= 6 else Queue
     return Catalogue
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from . import names
-from .catalogue import NEVER, Catalogue, EffectiveRetry
+from .catalogue import NEVER, Catalogue, EffectiveRetry, Queue, parse_rate
 from .errors import CatalogueError, CatalogueInvalid, Path
 from .payloads import ModelsModule
 from .source import Source
@@ -45,6 +45,12 @@ class QueuePlan:
     events: tuple[EventPlan, ...]
     #: How long a job may wait to start; None: no limit.
     max_wait: timedelta | None = None
+    #: Flow control: active jobs at once across processes (None: no limit).
+    active_limit: int | None = None
+    #: Flow control: at most (count, per) job starts; None: no limit.
+    rate: tuple[int, timedelta] | None = None
+    #: Flow control: (active per group key, fifo); None: no group policy.
+    group: tuple[int, bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,9 @@ def build_plan(catalogue: Catalogue) -> list[DomainPlan]:
                     dead_letter=dead_letter,
                     events=events,
                     max_wait=_max_wait(queue.max_wait, catalogue.defaults.max_wait),
+                    active_limit=None if queue.limits is None else queue.limits.active,
+                    rate=_rate(queue),
+                    group=None if queue.group is None else (queue.group.active, queue.group.fifo),
                 )
             )
         plans.append(
@@ -189,3 +198,10 @@ def _max_wait(queue: timedelta | None, default: timedelta) -> timedelta | None:
     """The queue's ``max_wait`` after inheritance; None for no limit (``never``)."""
     chosen = default if queue is None else queue
     return None if chosen == NEVER else chosen
+
+
+def _rate(queue: Queue) -> tuple[int, timedelta] | None:
+    """The queue's ``limits.rate`` as (count, per); None when it has none."""
+    if queue.limits is None or queue.limits.rate is None:
+        return None
+    return parse_rate(queue.limits.rate)

@@ -98,6 +98,7 @@ def _environment() -> jinja2.Environment:
         routes=_routes,
         send=_send,
         signature=_signature,
+        spec_imports=_spec_imports,
         worker_doc=_worker_doc,
     )
     return env
@@ -112,6 +113,10 @@ def _send(queue: QueuePlan, event: EventPlan, head: str, payload: str, single: b
     options = ["conn=conn", "start_after=start_after", "priority=priority"]
     if single:
         options.append("singleton_key=singleton_key")
+    options.append("group_key=group_key")
+    if single:
+        options += ["throttle=throttle", "debounce=debounce"]
+    options += ["retry_limit=retry_limit", "expire_in=expire_in"]
     return Call(head, ["boss", py_str(queue.db_name), py_str(event.name), payload, *options])
 
 
@@ -170,8 +175,38 @@ def _queue_spec(queue: QueuePlan) -> Call:
             Text("description=", " ".join(queue.description.split())),
             # Only when set: queues without a limit render as before it existed.
             *([f"max_wait={py_timedelta(queue.max_wait)}"] if queue.max_wait else []),
+            *_flow_options(queue),
         ],
     )
+
+
+def _flow_options(queue: QueuePlan) -> list[Item]:
+    """``limits=`` and ``group=`` of a queue's spec, only those it sets."""
+    options: list[Item] = []
+    limits: list[Item] = []
+    if queue.active_limit is not None:
+        limits.append(f"active={queue.active_limit}")
+    if queue.rate is not None:
+        count, per = queue.rate
+        limits.append(f"rate=Rate({count}, {py_timedelta(per)})")
+    if limits:
+        options.append(Call("limits=Limits(", limits))
+    if queue.group is not None:
+        active, fifo = queue.group
+        options.append(f"group=GroupPolicy(active={active}, fifo={fifo})")
+    return options
+
+
+def _spec_imports(domain: DomainPlan) -> list[str]:
+    """What a domain's ``queues.py`` imports from the runtime: only the classes it uses."""
+    used = ["QueueSpec", "RetryPolicy"]
+    if any(q.active_limit is not None or q.rate is not None for q in domain.queues):
+        used.append("Limits")
+    if any(q.rate is not None for q in domain.queues):
+        used.append("Rate")
+    if any(q.group is not None for q in domain.queues):
+        used.append("GroupPolicy")
+    return used
 
 
 def _queue_doc(queue: QueuePlan) -> str:

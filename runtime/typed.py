@@ -92,6 +92,11 @@ async def send_event(
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
     singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> JobId:
     """Enqueue one ``event`` job on ``queue``; the options are those of ``Boss.send``."""
     return await boss.send(
@@ -101,6 +106,11 @@ async def send_event(
         start_after=start_after,
         priority=priority,
         singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -113,6 +123,9 @@ async def send_events(
     conn: AsyncConnection[Any] | None = None,
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> list[JobId]:
     """Enqueue a batch of ``event`` jobs on ``queue``; the options are those of
     ``Boss.send_many``."""
@@ -122,6 +135,9 @@ async def send_events(
         conn=conn,
         start_after=start_after,
         priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -135,6 +151,11 @@ def send_event_sync(
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
     singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> JobId:
     """``send_event`` for a ``SyncBoss``."""
     return boss.send(
@@ -144,6 +165,11 @@ def send_event_sync(
         start_after=start_after,
         priority=priority,
         singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -156,6 +182,9 @@ def send_events_sync(
     conn: Connection[Any] | None = None,
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> list[JobId]:
     """``send_events`` for a ``SyncBoss``."""
     return boss.send_many(
@@ -164,6 +193,9 @@ def send_events_sync(
         conn=conn,
         start_after=start_after,
         priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 

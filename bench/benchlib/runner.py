@@ -220,5 +220,12 @@ RUN_KINDS: dict[str, RunKind] = {
 }
 
 
+# -- flow control (issue 12): limited and grouped queues, this project only --
+
+from .flow import FLOW_KINDS  # noqa: E402  (flow.py reads this module's names when it runs)
+
+RUN_KINDS.update(FLOW_KINDS)
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)

@@ -50,6 +50,13 @@ METRICS: tuple[Metric, ...] = (
     Metric("db_mb_after_work", "(g) database after (d)", "MiB", False),
     Metric("db_mb_after_cleanup", "(g) database after cleanup", "MiB", False),
     Metric("db_mb_second_cycle", "(g) database after a 2nd cycle", "MiB", False),
+    # -- flow control (issue 12): limited and grouped queues, this project only --
+    Metric("flow_active5", "(h) process, limits.active 5 (c=50)", "jobs/s", True),
+    Metric("flow_active5_observed", "(h) max active sampled (limit 5)", "jobs", False),
+    Metric("flow_groups1k", "(h) process, fifo groups, 1,000 keys (c=50)", "jobs/s", True),
+    Metric("flow_groups1k_observed", "(h) max active per key (limit 1)", "jobs", False),
+    Metric("flow_rate1k", "(h) process, limits.rate 1000/1s (c=50)", "jobs/s", True),
+    Metric("flow_rate1k_observed", "(h) most starts in 1 s (limit 1000)", "jobs", False),
 )
 
 

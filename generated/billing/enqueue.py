@@ -44,6 +44,11 @@ async def enqueue_invoice_created(
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
     singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> JobId:
     """An invoice was issued to a customer and must be booked and sent.
 
@@ -58,6 +63,11 @@ async def enqueue_invoice_created(
         start_after=start_after,
         priority=priority,
         singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -68,6 +78,9 @@ async def enqueue_invoice_created_many(
     conn: AsyncConnection[Any] | None = None,
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> list[JobId]:
     """An invoice was issued to a customer and must be booked and sent.
 
@@ -82,6 +95,9 @@ async def enqueue_invoice_created_many(
         conn=conn,
         start_after=start_after,
         priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -93,6 +109,11 @@ def enqueue_invoice_created_sync(
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
     singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> JobId:
     """An invoice was issued to a customer and must be booked and sent.
 
@@ -108,6 +129,11 @@ def enqueue_invoice_created_sync(
         start_after=start_after,
         priority=priority,
         singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -118,6 +144,9 @@ def enqueue_invoice_created_many_sync(
     conn: Connection[Any] | None = None,
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> list[JobId]:
     """An invoice was issued to a customer and must be booked and sent.
 
@@ -132,6 +161,9 @@ def enqueue_invoice_created_many_sync(
         conn=conn,
         start_after=start_after,
         priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -143,6 +175,11 @@ async def enqueue_invoice_voided(
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
     singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> JobId:
     """An issued invoice was cancelled; reverse its ledger entries.
 
@@ -157,6 +194,11 @@ async def enqueue_invoice_voided(
         start_after=start_after,
         priority=priority,
         singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -167,6 +209,9 @@ async def enqueue_invoice_voided_many(
     conn: AsyncConnection[Any] | None = None,
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> list[JobId]:
     """An issued invoice was cancelled; reverse its ledger entries.
 
@@ -181,6 +226,9 @@ async def enqueue_invoice_voided_many(
         conn=conn,
         start_after=start_after,
         priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -192,6 +240,11 @@ def enqueue_invoice_voided_sync(
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
     singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> JobId:
     """An issued invoice was cancelled; reverse its ledger entries.
 
@@ -207,6 +260,11 @@ def enqueue_invoice_voided_sync(
         start_after=start_after,
         priority=priority,
         singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -217,6 +275,9 @@ def enqueue_invoice_voided_many_sync(
     conn: Connection[Any] | None = None,
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> list[JobId]:
     """An issued invoice was cancelled; reverse its ledger entries.
 
@@ -231,6 +292,9 @@ def enqueue_invoice_voided_many_sync(
         conn=conn,
         start_after=start_after,
         priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -242,6 +306,11 @@ async def enqueue_payment_captured(
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
     singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> JobId:
     """A payment provider captured money for an invoice; mark it paid.
 
@@ -256,6 +325,11 @@ async def enqueue_payment_captured(
         start_after=start_after,
         priority=priority,
         singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -266,6 +340,9 @@ async def enqueue_payment_captured_many(
     conn: AsyncConnection[Any] | None = None,
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> list[JobId]:
     """A payment provider captured money for an invoice; mark it paid.
 
@@ -280,6 +357,9 @@ async def enqueue_payment_captured_many(
         conn=conn,
         start_after=start_after,
         priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -291,6 +371,11 @@ def enqueue_payment_captured_sync(
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
     singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> JobId:
     """A payment provider captured money for an invoice; mark it paid.
 
@@ -306,6 +391,11 @@ def enqueue_payment_captured_sync(
         start_after=start_after,
         priority=priority,
         singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -316,6 +406,9 @@ def enqueue_payment_captured_many_sync(
     conn: Connection[Any] | None = None,
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> list[JobId]:
     """A payment provider captured money for an invoice; mark it paid.
 
@@ -330,6 +423,9 @@ def enqueue_payment_captured_many_sync(
         conn=conn,
         start_after=start_after,
         priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -341,6 +437,11 @@ async def enqueue_refund_requested(
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
     singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> JobId:
     """A customer or an agent asked for money back on a captured payment.
 
@@ -355,6 +456,11 @@ async def enqueue_refund_requested(
         start_after=start_after,
         priority=priority,
         singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -365,6 +471,9 @@ async def enqueue_refund_requested_many(
     conn: AsyncConnection[Any] | None = None,
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> list[JobId]:
     """A customer or an agent asked for money back on a captured payment.
 
@@ -379,6 +488,9 @@ async def enqueue_refund_requested_many(
         conn=conn,
         start_after=start_after,
         priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -390,6 +502,11 @@ def enqueue_refund_requested_sync(
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
     singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> JobId:
     """A customer or an agent asked for money back on a captured payment.
 
@@ -405,6 +522,11 @@ def enqueue_refund_requested_sync(
         start_after=start_after,
         priority=priority,
         singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -415,6 +537,9 @@ def enqueue_refund_requested_many_sync(
     conn: Connection[Any] | None = None,
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> list[JobId]:
     """A customer or an agent asked for money back on a captured payment.
 
@@ -429,4 +554,7 @@ def enqueue_refund_requested_many_sync(
         conn=conn,
         start_after=start_after,
         priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from typed_queues.runtime import QueueSpec, RetryPolicy
+from typed_queues.runtime import GroupPolicy, QueueSpec, RetryPolicy
 
 __all__ = ["IMPORTS", "QUARANTINE", "WEBHOOKS"]
 
@@ -44,6 +44,7 @@ WEBHOOKS = QueueSpec(
     retention=timedelta(days=7),
     dead_letter="ingestion.quarantine",
     description="Partner webhooks, acknowledged at once and processed here.",
+    group=GroupPolicy(active=1, fifo=True),
 )
 """Queue ``ingestion.webhooks``. Partner webhooks, acknowledged at once and processed here.
 

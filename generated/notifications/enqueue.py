@@ -36,6 +36,11 @@ async def enqueue_email_requested(
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
     singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> JobId:
     """Send one templated transactional email.
 
@@ -50,6 +55,11 @@ async def enqueue_email_requested(
         start_after=start_after,
         priority=priority,
         singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -60,6 +70,9 @@ async def enqueue_email_requested_many(
     conn: AsyncConnection[Any] | None = None,
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> list[JobId]:
     """Send one templated transactional email.
 
@@ -74,6 +87,9 @@ async def enqueue_email_requested_many(
         conn=conn,
         start_after=start_after,
         priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -85,6 +101,11 @@ def enqueue_email_requested_sync(
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
     singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> JobId:
     """Send one templated transactional email.
 
@@ -100,6 +121,11 @@ def enqueue_email_requested_sync(
         start_after=start_after,
         priority=priority,
         singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -110,6 +136,9 @@ def enqueue_email_requested_many_sync(
     conn: Connection[Any] | None = None,
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> list[JobId]:
     """Send one templated transactional email.
 
@@ -124,6 +153,9 @@ def enqueue_email_requested_many_sync(
         conn=conn,
         start_after=start_after,
         priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -135,6 +167,11 @@ async def enqueue_push_requested(
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
     singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> JobId:
     """Show a notification on every registered device of a user.
 
@@ -149,6 +186,11 @@ async def enqueue_push_requested(
         start_after=start_after,
         priority=priority,
         singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -159,6 +201,9 @@ async def enqueue_push_requested_many(
     conn: AsyncConnection[Any] | None = None,
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> list[JobId]:
     """Show a notification on every registered device of a user.
 
@@ -173,6 +218,9 @@ async def enqueue_push_requested_many(
         conn=conn,
         start_after=start_after,
         priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -184,6 +232,11 @@ def enqueue_push_requested_sync(
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
     singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> JobId:
     """Show a notification on every registered device of a user.
 
@@ -199,6 +252,11 @@ def enqueue_push_requested_sync(
         start_after=start_after,
         priority=priority,
         singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -209,6 +267,9 @@ def enqueue_push_requested_many_sync(
     conn: Connection[Any] | None = None,
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> list[JobId]:
     """Show a notification on every registered device of a user.
 
@@ -223,4 +284,7 @@ def enqueue_push_requested_many_sync(
         conn=conn,
         start_after=start_after,
         priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )

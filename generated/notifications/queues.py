@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from typed_queues.runtime import QueueSpec, RetryPolicy
+from typed_queues.runtime import Limits, QueueSpec, Rate, RetryPolicy
 
 __all__ = ["EMAIL", "PUSH", "UNDELIVERABLE"]
 
@@ -23,6 +23,7 @@ EMAIL = QueueSpec(
     retention=timedelta(days=7),
     dead_letter="notifications.undeliverable",
     description="Transactional email through the mail provider.",
+    limits=Limits(active=5, rate=Rate(100, timedelta(seconds=1))),
 )
 """Queue ``notifications.email``. Transactional email through the mail provider.
 

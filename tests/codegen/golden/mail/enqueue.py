@@ -32,6 +32,11 @@ async def enqueue_mail_requested(
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
     singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> JobId:
     """Enqueue one ``mail-requested`` job on queue ``mail.outbox``."""
     return await typed.send_event(
@@ -43,6 +48,11 @@ async def enqueue_mail_requested(
         start_after=start_after,
         priority=priority,
         singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -53,6 +63,9 @@ async def enqueue_mail_requested_many(
     conn: AsyncConnection[Any] | None = None,
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> list[JobId]:
     """Enqueue a batch of ``mail-requested`` jobs on queue ``mail.outbox`` in one statement."""
     return await typed.send_events(
@@ -63,6 +76,9 @@ async def enqueue_mail_requested_many(
         conn=conn,
         start_after=start_after,
         priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -74,6 +90,11 @@ def enqueue_mail_requested_sync(
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
     singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> JobId:
     """Enqueue one ``mail-requested`` job on queue ``mail.outbox`` (sync path, ``SyncBoss``)."""
     return typed.send_event_sync(
@@ -85,6 +106,11 @@ def enqueue_mail_requested_sync(
         start_after=start_after,
         priority=priority,
         singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -95,6 +121,9 @@ def enqueue_mail_requested_many_sync(
     conn: Connection[Any] | None = None,
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> list[JobId]:
     """Enqueue a batch of ``mail-requested`` jobs on queue ``mail.outbox`` in one statement
     (sync path, ``SyncBoss``).
@@ -107,4 +136,7 @@ def enqueue_mail_requested_many_sync(
         conn=conn,
         start_after=start_after,
         priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )

@@ -40,6 +40,11 @@ async def enqueue_order_placed(
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
     singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> JobId:
     """A customer placed an order.
 
@@ -54,6 +59,11 @@ async def enqueue_order_placed(
         start_after=start_after,
         priority=priority,
         singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -64,6 +74,9 @@ async def enqueue_order_placed_many(
     conn: AsyncConnection[Any] | None = None,
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> list[JobId]:
     """A customer placed an order.
 
@@ -77,6 +90,9 @@ async def enqueue_order_placed_many(
         conn=conn,
         start_after=start_after,
         priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -88,6 +104,11 @@ def enqueue_order_placed_sync(
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
     singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> JobId:
     """A customer placed an order.
 
@@ -102,6 +123,11 @@ def enqueue_order_placed_sync(
         start_after=start_after,
         priority=priority,
         singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -112,6 +138,9 @@ def enqueue_order_placed_many_sync(
     conn: Connection[Any] | None = None,
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> list[JobId]:
     """A customer placed an order.
 
@@ -126,6 +155,9 @@ def enqueue_order_placed_many_sync(
         conn=conn,
         start_after=start_after,
         priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -137,6 +169,11 @@ async def enqueue_order_cancelled(
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
     singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> JobId:
     """Enqueue one ``order-cancelled`` job on queue ``shop.orders``."""
     return await typed.send_event(
@@ -148,6 +185,11 @@ async def enqueue_order_cancelled(
         start_after=start_after,
         priority=priority,
         singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -158,6 +200,9 @@ async def enqueue_order_cancelled_many(
     conn: AsyncConnection[Any] | None = None,
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> list[JobId]:
     """Enqueue a batch of ``order-cancelled`` jobs on queue ``shop.orders`` in one statement."""
     return await typed.send_events(
@@ -168,6 +213,9 @@ async def enqueue_order_cancelled_many(
         conn=conn,
         start_after=start_after,
         priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -179,6 +227,11 @@ def enqueue_order_cancelled_sync(
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
     singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> JobId:
     """Enqueue one ``order-cancelled`` job on queue ``shop.orders`` (sync path, ``SyncBoss``)."""
     return typed.send_event_sync(
@@ -190,6 +243,11 @@ def enqueue_order_cancelled_sync(
         start_after=start_after,
         priority=priority,
         singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -200,6 +258,9 @@ def enqueue_order_cancelled_many_sync(
     conn: Connection[Any] | None = None,
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> list[JobId]:
     """Enqueue a batch of ``order-cancelled`` jobs on queue ``shop.orders`` in one statement
     (sync path, ``SyncBoss``).
@@ -212,6 +273,9 @@ def enqueue_order_cancelled_many_sync(
         conn=conn,
         start_after=start_after,
         priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -223,6 +287,11 @@ async def enqueue_stock_changed_v2(
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
     singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> JobId:
     """Enqueue one ``stock-changed-v2`` job on queue ``shop.v2-sync``."""
     return await typed.send_event(
@@ -234,6 +303,11 @@ async def enqueue_stock_changed_v2(
         start_after=start_after,
         priority=priority,
         singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -244,6 +318,9 @@ async def enqueue_stock_changed_v2_many(
     conn: AsyncConnection[Any] | None = None,
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> list[JobId]:
     """Enqueue a batch of ``stock-changed-v2`` jobs on queue ``shop.v2-sync`` in one statement."""
     return await typed.send_events(
@@ -254,6 +331,9 @@ async def enqueue_stock_changed_v2_many(
         conn=conn,
         start_after=start_after,
         priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -265,6 +345,11 @@ def enqueue_stock_changed_v2_sync(
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
     singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> JobId:
     """Enqueue one ``stock-changed-v2`` job on queue ``shop.v2-sync`` (sync path,
     ``SyncBoss``).
@@ -278,6 +363,11 @@ def enqueue_stock_changed_v2_sync(
         start_after=start_after,
         priority=priority,
         singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
 
 
@@ -288,6 +378,9 @@ def enqueue_stock_changed_v2_many_sync(
     conn: Connection[Any] | None = None,
     start_after: datetime | timedelta | None = None,
     priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
 ) -> list[JobId]:
     """Enqueue a batch of ``stock-changed-v2`` jobs on queue ``shop.v2-sync`` in one statement
     (sync path, ``SyncBoss``).
@@ -300,4 +393,7 @@ def enqueue_stock_changed_v2_many_sync(
         conn=conn,
         start_after=start_after,
         priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
     )
