@@ -14,7 +14,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util._once import Once
 
 from typed_queues.runtime import JobContext, JobState, make_envelope
-from typed_queues.runtime.tracing import job_tracer, trace_context
+from typed_queues.runtime.tracing import forget_tracer, job_tracer, trace_context
 
 from .ops_support import WORK, fast_boss, make_queues, wait_until
 
@@ -29,11 +29,13 @@ def exporter() -> Iterator[InMemorySpanExporter]:
     saved = (trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE)
     trace._TRACER_PROVIDER_SET_ONCE = Once()
     trace.set_tracer_provider(provider)
+    forget_tracer()  # workers look the provider up once a second
     try:
         yield spans
     finally:
         provider.shutdown()
         trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE = saved
+        forget_tracer()
 
 
 def _named(spans: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:
