@@ -10,6 +10,7 @@ from .errors import (
     ConfigurationError,
     InvalidPayloadError,
     JobCancelledError,
+    LeaseLostError,
     PayloadError,
     PermanentJobError,
     QueuesError,
@@ -19,10 +20,12 @@ from .errors import (
     UnknownQueueError,
     ValidationError,
 )
+from .job_views import JobPage, JobSummary, PurgeReport, RedriveItem, RedriveReport
 from .jobs import (
     ENVELOPE_VERSION,
     Job,
     JobContext,
+    JobError,
     JobId,
     JobState,
     QueueStats,
@@ -30,6 +33,7 @@ from .jobs import (
     process_job,
 )
 from .policy import GroupPolicy, Limits, QueueSpec, Rate, RetryPolicy
+from .schedules import Schedule
 from .worker import Worker, start_workers
 
 __all__ = [
@@ -42,17 +46,25 @@ __all__ = [
     "Job",
     "JobCancelledError",
     "JobContext",
+    "JobError",
     "JobId",
+    "JobPage",
     "JobState",
+    "JobSummary",
+    "LeaseLostError",
     "Limits",
     "PayloadError",
     "PermanentJobError",
+    "PurgeReport",
     "QueueHandle",
     "QueueSpec",
     "QueueStats",
     "QueuesError",
     "Rate",
+    "RedriveItem",
+    "RedriveReport",
     "RetryPolicy",
+    "Schedule",
     "SchemaVersionError",
     "Snooze",
     "SyncBoss",
