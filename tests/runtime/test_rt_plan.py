@@ -221,7 +221,7 @@ async def test_writes_by_id_use_the_primary_key_after_analyze_with_no_active_job
             _uses_only_the_primary_key(row[0][0]["Plan"], or_seq_scan=size == 1000)
     one = queued[0]
     for name, params in (
-        ("complete_one", {"id": one, "output": '{"ok": 1}'}),
+        ("complete_one", {"id": one, "output": '{"ok": 1}', "fence": 1}),
         ("cancel", {"id": one}),
         ("resume", {"id": one}),
         ("retry", {"id": one}),
