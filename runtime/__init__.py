@@ -10,7 +10,6 @@ from .errors import (
     ConfigurationError,
     InvalidPayloadError,
     JobCancelledError,
-    LeaseLostError,
     PayloadError,
     PermanentJobError,
     QueuesError,
@@ -33,7 +32,6 @@ from .jobs import (
     process_job,
 )
 from .policy import GroupPolicy, Limits, QueueSpec, Rate, RetryPolicy
-from .schedules import Schedule
 from .worker import Worker, start_workers
 
 __all__ = [
@@ -51,7 +49,6 @@ __all__ = [
     "JobPage",
     "JobState",
     "JobSummary",
-    "LeaseLostError",
     "Limits",
     "PayloadError",
     "PermanentJobError",
@@ -64,7 +61,6 @@ __all__ = [
     "RedriveItem",
     "RedriveReport",
     "RetryPolicy",
-    "Schedule",
     "SchemaVersionError",
     "Snooze",
     "SyncBoss",
