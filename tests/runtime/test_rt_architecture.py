@@ -17,7 +17,16 @@ RUNTIME = Path(__file__).resolve().parents[2] / "runtime"
 REPO = RUNTIME.parent
 
 #: Leaf modules every layer may use.
-CORE = {"errors", "jobs", "options", "config", "logging_setup"}
+CORE = {
+    "errors",
+    "jobs",
+    "options",
+    "config",
+    "logging_setup",
+    "failures",
+    "tracing",
+    "job_views",
+}
 #: What each layer (the top-level folder or module under runtime/) may import at run time.
 ALLOWED: dict[str, set[str]] = {
     **{name: CORE for name in CORE},
@@ -31,8 +40,9 @@ ALLOWED: dict[str, set[str]] = {
     "integrations": CORE
     | {"db", "policy", "client", "worker", "typed", "integrations", "__init__"},
     "embedded": CORE,
-    "cli": CORE | {"db", "policy", "client", "worker", "cli", "embedded"},
+    "cli": CORE | {"db", "policy", "client", "worker", "cli", "embedded", "metrics"},
     "__init__": CORE | {"db", "policy", "client", "worker"},
+    "metrics": CORE | {"db", "worker"},
 }
 
 
