@@ -100,6 +100,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         help="jobs enqueued and handled per point (default 20,000)",
     )
     s.add_argument("--scale-concurrency", type=int, default=50, help="per worker (default 50)")
+    s.add_argument("--scale-rounds", type=int, default=3, help="rounds of the curves (default 3)")
     s.add_argument("--scale-backlogs", nargs="+", type=int, default=[10_000, 100_000, 1_000_000])
     s.add_argument(
         "--scale-backlog-systems",
@@ -241,7 +242,7 @@ def _scale(args: argparse.Namespace, argv: list[str] | None) -> int:
             queue_backlog=args.scale_queue_backlog, processes=args.scale_processes,
             process_jobs=args.scale_process_jobs, sustained_minutes=args.sustained_minutes,
             sustained_rate=args.sustained_rate, sustained_retention_s=args.sustained_retention,
-            sample_s=args.scale_sample,
+            sample_s=args.scale_sample, rounds=args.scale_rounds,
         )  # fmt: skip
         parts = run_scale(opts)
         meta = {

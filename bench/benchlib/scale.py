@@ -16,14 +16,18 @@ generated from the benchmark catalogue) through bench/drivers/scale_driver.py:
   vacuum counters, the claim's cost (EXPLAIN ANALYZE, rolled back) and the send -> handler
   latency of the jobs handled in that window.
 
-Throughput is handler calls per second between 10% and 90% of the jobs (start-up and the
-tail are left out); client CPU is the driver processes' own CPU time, server CPU that of the
-run's PostgreSQL backends (benchlib/cpu.py), both per job handled or sent.
+The first three parts hold one database per point and measure them in `rounds` rounds, each
+round starting at another point, so that a point's figures are medians and the host's drifting
+load is spread over all points alike. Throughput is handler calls per second between 10% and
+90% of the jobs (start-up and the tail are left out); client CPU is the driver processes' own
+CPU time, server CPU that of the run's PostgreSQL backends (benchlib/cpu.py), both per job
+handled or sent.
 """
 
 from __future__ import annotations
 
 import contextlib
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -70,6 +74,7 @@ class ScaleOptions:
     sustained_rate: float | None = None
     sustained_retention_s: float = 60.0
     sample_s: float = 30.0
+    rounds: int = 3
 
 
 class _Run:
@@ -88,10 +93,23 @@ class _Run:
         return run_driver(DRIVER, self.env, self.spec(dsn, role, **extra), timeout).data
 
     @contextlib.contextmanager
-    def database(self) -> Iterator[tuple[str, str]]:
+    def database(self, label: str = "scale") -> Iterator[tuple[str, str]]:
+        """A fresh database (`label`: lowercase letters and `_`, unique among those open)."""
         db.wait_ready(self.opts.dsn)
-        with db.fresh_database(self.opts.dsn, "scale") as dsn:
+        with db.fresh_database(self.opts.dsn, label) as dsn:
             yield dsn, dsn.rsplit("/", 1)[1].split("?")[0]
+
+    def databases(self, stack: contextlib.ExitStack, part: str, n: int) -> list[tuple[str, str]]:
+        """`n` fresh databases open at once, so that the rounds can go from one to the next."""
+        return [stack.enter_context(self.database(f"scale_{part}_{chr(97 + k)}")) for k in range(n)]
+
+    def rounds(self, points: list[Any]) -> Iterator[tuple[int, Any, int]]:
+        """(round, point, index) for every round, each round starting one point further on,
+        so that no point is always measured first (the host's load drifts)."""
+        for r in range(1, self.opts.rounds + 1):
+            shift = (r - 1) % len(points)
+            for k in [*range(shift, len(points)), *range(shift)]:
+                yield r, points[k], k
 
     def setup(self, dsn: str, **extra: Any) -> None:
         self.one(dsn, "setup", **extra)
@@ -197,44 +215,53 @@ def _backlog(run: _Run) -> dict[str, Any]:
     o = run.opts
     rows: list[dict[str, Any]] = []
     probes: list[dict[str, Any]] = []
-    for backlog in o.backlogs:
-        with run.database() as (dsn, dbname):
-            log(f"[scale] backlog {backlog:,}")
+    with contextlib.ExitStack() as stack:
+        dbs = run.databases(stack, "backlog", len(o.backlogs))
+        for backlog, (dsn, _) in zip(o.backlogs, dbs, strict=True):
+            log(f"[scale] backlog {backlog:,}: seeding")
             run.setup(dsn)
             run.seed(dsn, backlog)
             probes.append({"backlog": backlog, "claim_probe": claim_probe(dsn),
                            "table": table_state(dsn, counts=False)})  # fmt: skip
+        for r, backlog, k in run.rounds(o.backlogs):
+            dsn, dbname = dbs[k]
+            log(f"[scale] round {r}/{o.rounds}, backlog {backlog:,}")
             for system in o.backlog_systems:
                 sender = "engine" if system == "engine" else "queues"
                 enq = run.enqueue(dsn, dbname, sender)
                 db.analyze(dsn)
                 proc = run.serve(dsn, dbname, system, 1, o.jobs)
-                rows.append({"backlog": backlog, "system": system, "sender": sender,
+                rows.append({"round": r, "backlog": backlog, "system": system, "sender": sender,
                              "enqueue": enq, "process": proc,
                              "claim_probe_after": claim_probe(dsn)})  # fmt: skip
                 log(f"  {system}: enqueue {enq['rate']:,.0f} jobs/s ({sender}), "
                     f"process {proc['rate']:,.0f} jobs/s")  # fmt: skip
     return {"jobs": o.jobs, "concurrency": o.concurrency, "floor_batch": FLOOR_BATCH,
-            "rows": rows, "probes": probes}  # fmt: skip
+            "rounds": o.rounds, "rows": rows, "probes": probes}  # fmt: skip
 
 
 def _queues(run: _Run) -> dict[str, Any]:
     o = run.opts
     rows = []
-    for count in o.queue_counts:
-        per = o.queue_backlog // count
-        with run.database() as (dsn, dbname):
-            log(f"[scale] {o.queue_backlog:,} queued over {count:,} queue(s)")
+    with contextlib.ExitStack() as stack:
+        dbs = run.databases(stack, "queues", len(o.queue_counts))
+        for count, (dsn, _) in zip(o.queue_counts, dbs, strict=True):
+            per = o.queue_backlog // count
+            log(f"[scale] {o.queue_backlog:,} queued over {count:,} queue(s): seeding")
             fill = [f"fill.q{k:04d}" for k in range(count - 1)]
             run.setup(dsn, fill_queues=fill, fill_per_queue=per)
             run.seed(dsn, per)
+        for r, count, k in run.rounds(o.queue_counts):
+            dsn, dbname = dbs[k]
             enq = run.enqueue(dsn, dbname, "queues")
             db.analyze(dsn)
             proc = run.serve(dsn, dbname, "queues", 1, o.jobs)
-            rows.append({"queues": count, "per_queue": per, "enqueue": enq, "process": proc})
-            log(f"  enqueue {enq['rate']:,.0f} jobs/s, process {proc['rate']:,.0f} jobs/s")
+            rows.append({"round": r, "queues": count, "per_queue": o.queue_backlog // count,
+                         "enqueue": enq, "process": proc})  # fmt: skip
+            log(f"[scale] round {r}/{o.rounds}, {count:,} queue(s): enqueue "
+                f"{enq['rate']:,.0f} jobs/s, process {proc['rate']:,.0f} jobs/s")  # fmt: skip
     return {"jobs": o.jobs, "concurrency": o.concurrency, "backlog": o.queue_backlog,
-            "rows": rows}  # fmt: skip
+            "rounds": o.rounds, "rows": rows}  # fmt: skip
 
 
 def _free_connections(dsn: str) -> int:
@@ -250,22 +277,28 @@ def _free_connections(dsn: str) -> int:
 def _processes(run: _Run) -> dict[str, Any]:
     o = run.opts
     rows: list[dict[str, Any]] = []
-    for count in o.processes:
-        free = _free_connections(o.dsn)
+    counts = list(o.processes)
+    free = _free_connections(o.dsn)
+    for count in list(counts):
         if free < count * CONNECTIONS_PER_PROCESS + SPARE_CONNECTIONS:
             log(f"[scale] {count} processes: skipped, {free} connections free on the server")
             rows.append({"processes": count, "skipped": f"{free} connections free"})
-            continue
-        with run.database() as (dsn, dbname):
-            log(f"[scale] {count} worker process(es), {o.process_jobs:,} jobs")
+            counts.remove(count)
+    with contextlib.ExitStack() as stack:
+        dbs = run.databases(stack, "processes", len(counts))
+        for dsn, _ in dbs:
             run.setup(dsn)
+        for r, count, k in run.rounds(counts):
+            dsn, dbname = dbs[k]
             run.seed(dsn, o.process_jobs)
             # no LISTEN: the queue is never empty before the run ends, and it saves a
             # connection per process
             proc = run.serve(dsn, dbname, "queues", count, o.process_jobs, listen=False)
-            rows.append({"processes": count, "process": proc})
-            log(f"  process {proc['rate']:,.0f} jobs/s")
-    return {"jobs": o.process_jobs, "concurrency": o.concurrency, "rows": rows}
+            rows.append({"round": r, "processes": count, "process": proc})
+            log(f"[scale] round {r}/{o.rounds}, {count} worker process(es): "
+                f"{proc['rate']:,.0f} jobs/s")  # fmt: skip
+    return {"jobs": o.process_jobs, "concurrency": o.concurrency, "rounds": o.rounds,
+            "rows": rows}  # fmt: skip
 
 
 def _max_rate(run: _Run, done: dict[str, Any]) -> tuple[float, str]:
@@ -273,8 +306,9 @@ def _max_rate(run: _Run, done: dict[str, Any]) -> tuple[float, str]:
     rows = done.get("backlog", {}).get("rows", [])
     mine = [r for r in rows if r["system"] == "queues"]
     if mine:
-        best = min(mine, key=lambda r: r["backlog"])
-        return best["process"]["rate"], f"backlog curve at {best['backlog']:,} queued"
+        least = min(r["backlog"] for r in mine)
+        rate = statistics.median(r["process"]["rate"] for r in mine if r["backlog"] == least)
+        return rate, f"backlog curve at {least:,} queued, median of the rounds"
     with run.database() as (dsn, dbname):
         run.setup(dsn)
         run.seed(dsn, run.opts.jobs)

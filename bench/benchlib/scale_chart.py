@@ -1,9 +1,12 @@
-"""scale.png: the scale curves drawn from scale.json (whichever parts it holds)."""
+"""scale.png: the scale curves drawn from scale.json (whichever parts it holds): medians over
+the rounds, whiskers from the lowest to the highest round."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+from .scale_report import points
 
 __all__ = ["write_scale_chart"]
 
@@ -24,8 +27,7 @@ def write_scale_chart(path: Path, doc: dict[str, Any]) -> None:
     if "queues" in parts:
         _by(b, parts["queues"]["rows"], "queues", "queues holding the backlog")
     if "processes" in parts:
-        rows = [r for r in parts["processes"]["rows"] if "process" in r]
-        _by(c, rows, "processes", "worker processes", enqueue=False)
+        _by(c, parts["processes"]["rows"], "processes", "worker processes", enqueue=False)
     if "sustained" in parts:
         _sustained(d, e, f, parts["sustained"])
     for ax in axes.flat:
@@ -36,17 +38,25 @@ def write_scale_chart(path: Path, doc: dict[str, Any]) -> None:
     plt.close(fig)
 
 
+def _line(ax: Any, xs: list[int], runs: list[dict[str, Any]], style: str, scale: float = 1.0,
+          **kw: Any) -> None:  # fmt: skip
+    """Medians joined by a line, whiskers from the lowest to the highest round."""
+    ys = [r["rate"] / scale for r in runs]
+    err = [[(r["rate"] - r["low"]) / scale for r in runs],
+           [(r["high"] - r["rate"]) / scale for r in runs]]  # fmt: skip
+    ax.errorbar(xs, ys, yerr=err, fmt=style, capsize=3, **kw)
+
+
 def _backlog(ax: Any, part: dict[str, Any]) -> None:
-    for system in dict.fromkeys(r["system"] for r in part["rows"]):
-        rows = sorted(
-            (r for r in part["rows"] if r["system"] == system), key=lambda r: r["backlog"]
-        )
+    grouped = points(part["rows"], "backlog")
+    for system in dict.fromkeys(r["system"] for r in grouped):
+        rows = sorted((r for r in grouped if r["system"] == system), key=lambda r: r["backlog"])
         xs = [r["backlog"] for r in rows]
-        ax.plot(xs, [r["process"]["rate"] for r in rows], _STYLE.get(system, "-"),
-                label=f"process: {system}")  # fmt: skip
+        _line(ax, xs, [r["process"] for r in rows], _STYLE.get(system, "-"),
+              label=f"process: {system}")  # fmt: skip
         if system != "floor":
-            ax.plot(xs, [r["enqueue"]["rate"] / 10 for r in rows], _STYLE.get(system, "-"),
-                    alpha=0.5, label=f"enqueue / 10: {rows[0]['sender']}")  # fmt: skip
+            _line(ax, xs, [r["enqueue"] for r in rows], _STYLE.get(system, "-"), 10, alpha=0.5,
+                  label=f"enqueue / 10: {rows[0]['sender']}")  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlabel("jobs already queued (log scale)")
     ax.set_ylabel("jobs/s")
@@ -56,11 +66,11 @@ def _backlog(ax: Any, part: dict[str, Any]) -> None:
 
 
 def _by(ax: Any, rows: list[dict[str, Any]], key: str, label: str, *, enqueue: bool = True) -> None:
+    rows = sorted(points(rows, key), key=lambda r: r[key])
     xs = [r[key] for r in rows]
-    ax.plot(xs, [r["process"]["rate"] for r in rows], "-o", label="process")
+    _line(ax, xs, [r["process"] for r in rows], "-o", label="process")
     if enqueue:
-        ax.plot(xs, [r["enqueue"]["rate"] / 10 for r in rows], "-o", alpha=0.5,
-                label="enqueue / 10")  # fmt: skip
+        _line(ax, xs, [r["enqueue"] for r in rows], "-o", 10, alpha=0.5, label="enqueue / 10")
     ax.set_xscale("log")
     ax.set_xticks(xs)
     ax.set_xticklabels([f"{x:,}" for x in xs])

@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-__all__ = ["checks", "merge_json", "write_markdown"]
+__all__ = ["checks", "merge_json", "points", "write_markdown"]
 
 #: The issue's goals: throughput at the biggest backlog within 0.8x of the smallest; sizes
 #: and claim latency flat over the sustained run (last quarter against the second quarter).
@@ -38,14 +38,72 @@ def _us(value: float) -> str:
 
 
 def _meta_line(part: dict[str, Any]) -> str:
+    rounds = f", {part['rounds']} rounds interleaved" if part.get("rounds", 1) > 1 else ""
     return (
         f"Measured {part['finished_utc']} with `{part['command']}` at commit {part['commit']} "
-        f"(runtime/ tree {part['runtime_tree']}), in {part['duration_s']:,.0f} s."
+        f"(runtime/ tree {part['runtime_tree']}), in {part['duration_s']:,.0f} s{rounds}."
     )
 
 
 def _total_mb(table: dict[str, Any]) -> float:
     return float(table["heap_mb"] + table["indexes_mb"] + table["toast_mb"])
+
+
+def _med(values: list[float]) -> float:
+    return float(statistics.median(values)) if values else 0.0
+
+
+def points(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """The rows of a part grouped by (point, worker), rounds folded into medians: rate as
+    (median, min, max), CPU and the database's figures as medians."""
+    groups: dict[tuple[Any, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        if "process" in r:
+            groups.setdefault((r[key], r.get("system", "queues")), []).append(r)
+    out = []
+    for (point, system), group in groups.items():
+        entry: dict[str, Any] = {key: point, "system": system, "rounds": len(group),
+                                 "sender": group[0].get("sender", "queues")}  # fmt: skip
+        for phase in ("enqueue", "process"):
+            runs = [r[phase] for r in group if phase in r]
+            if not runs:
+                continue
+            rates = [x["rate"] for x in runs]
+            entry[phase] = {
+                "rate": _med(rates), "low": min(rates), "high": max(rates),
+                "client_us": _med([x["client_us"] for x in runs]),
+                "server_us": _med([x["server_us"] for x in runs]),
+            }  # fmt: skip
+        diag = [r["process"] for r in group if "per_job" in r["process"]]
+        if diag:
+            entry["blks_read"] = _med([d["per_job"]["blks_read"] for d in diag])
+            entry["commits"] = _med([d["per_job"]["commits"] for d in diag])
+            entry["autovacuums"] = sum(
+                round(d["per_job"]["autovacuums"] * d["handled"]) for d in diag
+            )
+            entry["waits"] = diag[len(diag) // 2].get("waits", {})
+        after = [r["claim_probe_after"] for r in group if r.get("claim_probe_after")]
+        if after:
+            entry["claim_after_ms"] = _med([a["exec_ms"] for a in after])
+            entry["claim_after_buffers"] = _med([a["buffers"] for a in after])
+        out.append(entry)
+    return out
+
+
+def _same_round(
+    rows: list[dict[str, Any]], system: str, phase: str, lo: int, hi: int
+) -> list[float]:
+    """rate at backlog `hi` / rate at `lo`, per round where both were measured."""
+    by: dict[tuple[int, int], float] = {}
+    for r in rows:
+        if r.get("system") == system and phase in r:
+            by[(r.get("round", 1), r["backlog"])] = r[phase]["rate"]
+    return [by[(k, hi)] / by[(k, lo)] for (k, b) in by if b == lo and (k, hi) in by]
+
+
+def _rate(x: dict[str, Any]) -> str:
+    text = _n(x["rate"])
+    return text if x["low"] == x["high"] else f"{text} ({_n(x['low'])}-{_n(x['high'])})"
 
 
 def _quarters(samples: list[dict[str, Any]], value: Any) -> tuple[float, float] | None:
@@ -63,21 +121,23 @@ def checks(doc: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     out: list[tuple[str, str, bool | None]] = []
     backlog = doc["parts"].get("backlog")
     if backlog:
-        for system in dict.fromkeys(r["system"] for r in backlog["rows"]):
-            rows = sorted(
-                (r for r in backlog["rows"] if r["system"] == system), key=lambda r: r["backlog"]
-            )
-            if len(rows) < 2:
+        rows = backlog["rows"]
+        sizes = sorted({r["backlog"] for r in rows})
+        for system in dict.fromkeys(r["system"] for r in rows):
+            if len(sizes) < 2:
                 continue
-            lo, hi = rows[0], rows[-1]
+            lo, hi = sizes[0], sizes[-1]
+            sender = next(r.get("sender", "queues") for r in rows if r["system"] == system)
             for phase in ("enqueue", "process"):
-                ratio = hi[phase]["rate"] / lo[phase]["rate"]
-                what = (
-                    f"{system} {phase} at {hi['backlog']:,} queued >= {BACKLOG_GOAL}x at "
-                    f"{lo['backlog']:,}"
-                    + (f" ({hi['sender']} sends)" if phase == "enqueue" else "")
+                ratios = _same_round(rows, system, phase, lo, hi)
+                if not ratios:
+                    continue
+                ratio = _med(ratios)
+                spread = f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
+                what = f"{system} {phase} at {hi:,} queued >= {BACKLOG_GOAL}x at {lo:,}" + (
+                    f" ({sender} sends)" if phase == "enqueue" else ""
                 )
-                out.append((what, f"{ratio:.2f}x", ratio >= BACKLOG_GOAL))
+                out.append((what, f"{ratio:.2f}x{spread}", ratio >= BACKLOG_GOAL))
     sustained = doc["parts"].get("sustained")
     if sustained:
         samples = sustained["samples"]
@@ -112,15 +172,15 @@ def _backlog_md(part: dict[str, Any]) -> list[str]:
         "its own top-up enqueue (the SDK's `enqueue_tick_many`, or `send_many` of dicts before "
         "the engine's worker).",
         "",
-        "| backlog | worker | enqueue jobs/s | client / server us per job | process jobs/s "
-        "| client / server us per job |",
+        "| backlog | worker | enqueue jobs/s, median (min-max) | client / server us per job "
+        "| process jobs/s, median (min-max) | client / server us per job |",
         "|---|---|---|---|---|---|",
     ]
-    for r in part["rows"]:
+    for r in sorted(points(part["rows"], "backlog"), key=lambda r: r["backlog"]):
         e, p = r["enqueue"], r["process"]
         lines.append(
-            f"| {r['backlog']:,} | {r['system']} | {_n(e['rate'])} ({r['sender']}) "
-            f"| {_us(e['client_us'])} / {_us(e['server_us'])} | {_n(p['rate'])} "
+            f"| {r['backlog']:,} | {r['system']} | {_rate(e)} ({r['sender']}) "
+            f"| {_us(e['client_us'])} / {_us(e['server_us'])} | {_rate(p)} "
             f"| {_us(p['client_us'])} / {_us(p['server_us'])} |"
         )
     lines += [
@@ -137,11 +197,11 @@ def _backlog_md(part: dict[str, Any]) -> list[str]:
             f"| {pr['backlog']:,} | {c['exec_ms']:.2f} | {c['plan_ms']:.2f} | {c['buffers']} "
             f"| {t['heap_mb']:,.1f} | {t['indexes_mb']:,.1f} |"
         )
-    return lines + _diagnosis_md(part["rows"], "backlog")
+    return lines + _diagnosis_md(points(part["rows"], "backlog"), "backlog")
 
 
-def _waits(proc: dict[str, Any], top: int = 3) -> str:
-    waits = proc.get("waits")
+def _waits(point: dict[str, Any], top: int = 3) -> str:
+    waits = point.get("waits")
     if not waits:
         return "-"
     return ", ".join(f"{what} {share:.2f}" for what, share in list(waits.items())[:top])
@@ -149,27 +209,29 @@ def _waits(proc: dict[str, Any], top: int = 3) -> str:
 
 def _diagnosis_md(rows: list[dict[str, Any]], key: str) -> list[str]:
     """What the database did during each processing run (absent from older results)."""
-    rows = [r for r in rows if "process" in r and "per_job" in r["process"]]
+    rows = sorted((r for r in rows if "waits" in r), key=lambda r: r[key])
     if not rows:
         return []
     lines = [
         "",
-        "What the database did during each processing run: buffers read from outside shared "
-        "buffers and commits per job, autovacuums of the job table during the run, the "
-        "backends' activity (average number of backends on CPU or in each wait), and the claim "
-        "of 50 after the run:",
+        "What the database did during the processing runs (medians over the rounds): buffers "
+        "read from outside shared buffers and commits per job, autovacuums of the job table "
+        "during the runs, the backends' activity in the median round (average number of "
+        "backends on CPU or in each wait), and the claim of 50 after the run:",
         "",
         f"| {key} | worker | blocks read / job | commits / job | autovacuums | backends busy "
         "| claim after: ms (buffers) |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        p, after = r["process"], r.get("claim_probe_after")
-        probe = f"{after['exec_ms']:.2f} ({after['buffers']})" if after else "-"
+        probe = (
+            f"{r['claim_after_ms']:.2f} ({r['claim_after_buffers']:.0f})"
+            if "claim_after_ms" in r
+            else "-"
+        )
         lines.append(
-            f"| {r[key]:,} | {r.get('system', 'queues')} | {p['per_job']['blks_read']:.2f} "
-            f"| {p['per_job']['commits']:.3f} "
-            f"| {round(p['per_job']['autovacuums'] * p['handled'])} | {_waits(p)} | {probe} |"
+            f"| {r[key]:,} | {r['system']} | {r['blks_read']:.2f} | {r['commits']:.3f} "
+            f"| {r['autovacuums']} | {_waits(r)} | {probe} |"
         )
     return lines
 
@@ -184,18 +246,18 @@ def _queues_md(part: dict[str, Any]) -> list[str]:
         "(`enqueue_tick_many`) and handled by one worker process "
         f"(concurrency {part['concurrency']}).",
         "",
-        "| queues | jobs per queue | enqueue jobs/s | client / server us per job "
-        "| process jobs/s | client / server us per job |",
+        "| queues | jobs per queue | enqueue jobs/s, median (min-max) | client / server us per "
+        "job | process jobs/s, median (min-max) | client / server us per job |",
         "|---|---|---|---|---|---|",
     ]
-    for r in part["rows"]:
+    for r in sorted(points(part["rows"], "queues"), key=lambda r: r["queues"]):
         e, p = r["enqueue"], r["process"]
         lines.append(
-            f"| {r['queues']:,} | {r['per_queue']:,} | {_n(e['rate'])} "
-            f"| {_us(e['client_us'])} / {_us(e['server_us'])} | {_n(p['rate'])} "
+            f"| {r['queues']:,} | {part['backlog'] // r['queues']:,} | {_rate(e)} "
+            f"| {_us(e['client_us'])} / {_us(e['server_us'])} | {_rate(p)} "
             f"| {_us(p['client_us'])} / {_us(p['server_us'])} |"
         )
-    return lines + _diagnosis_md(part["rows"], "queues")
+    return lines + _diagnosis_md(points(part["rows"], "queues"), "queues")
 
 
 def _processes_md(part: dict[str, Any]) -> list[str]:
@@ -207,19 +269,18 @@ def _processes_md(part: dict[str, Any]) -> list[str]:
         f"`ticks_worker` at once (concurrency {part['concurrency']} each; pools of 2 and no "
         "LISTEN, so that 16 processes fit the server's connections next to other users).",
         "",
-        "| processes | jobs/s | client / server us per job |",
+        "| processes | jobs/s, median (min-max) | client / server us per job |",
         "|---|---|---|",
     ]
     for r in part["rows"]:
         if "skipped" in r:
             lines.append(f"| {r['processes']} | skipped: {r['skipped']} | |")
-            continue
+    for r in sorted(points(part["rows"], "processes"), key=lambda r: r["processes"]):
         p = r["process"]
         lines.append(
-            f"| {r['processes']} | {_n(p['rate'])} | {_us(p['client_us'])} / "
-            f"{_us(p['server_us'])} |"
+            f"| {r['processes']} | {_rate(p)} | {_us(p['client_us'])} / {_us(p['server_us'])} |"
         )
-    return lines + _diagnosis_md(part["rows"], "processes")
+    return lines + _diagnosis_md(points(part["rows"], "processes"), "processes")
 
 
 def _sustained_md(part: dict[str, Any]) -> list[str]:
