@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from ..config import redact
 from ..logging_setup import configure_logging
-from . import dlq_command, jobs_command, purge_command, queue_command
+from . import dashboard_command, dlq_command, jobs_command, purge_command, queue_command
 from .common import Failure, UsageError, preflight, require_dsn
 from .metrics_option import add_metrics_options
 from .status import render_status
@@ -186,6 +186,8 @@ def _parser() -> argparse.ArgumentParser:
         module.register(commands, [database, logs])
     # Flow control (issue 12): queue pause|resume.
     queue_command.register(commands, [database, logs])
+    # The web dashboard (issue 14).
+    dashboard_command.register(commands, [database, logs])
 
     commands.add_parser(
         "demo",

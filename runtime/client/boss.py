@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ..worker.maintenance import MaintenanceResult
     from ..worker.observer import WorkerObserver
     from ..worker.worker import Worker
+    from .overview import QueueActivity, QueueOverview
 
 __all__ = ["Boss", "EnqueuedJob", "QueueHandle"]
 
@@ -539,3 +540,28 @@ class Boss:
     def flow_policies(self) -> FlowPolicies:
         """Every queue's flow policy as this process last read it (used by the workers)."""
         return self._flow.policies
+
+    # -- dashboard --
+
+    async def queue_overview(self, queue: str | None = None) -> list[QueueOverview]:
+        """Every queue (or only ``queue``) with its jobs by state, by name, at a cost that does
+        not grow with the table: each count reads at most 1000 entries of its state's index,
+        and beyond that is an estimate from the statistics ANALYZE keeps, or a lower bound
+        (``Count.kind``). ``all_queue_stats`` counts exactly, by reading every job."""
+        from .overview import Overview
+
+        return await Overview(self._store, self._connections).queues(queue)
+
+    async def queue_activity(
+        self,
+        queue: str | None = None,
+        *,
+        oldest_due: Mapping[str, datetime | None] | None = None,
+    ) -> tuple[datetime, dict[str, QueueActivity]]:
+        """The database's time and, per queue with anything in the last hour, minute by minute:
+        jobs completed, jobs failed or cancelled, and the age of the oldest waiting job. Reads
+        the jobs of that hour only (at most 100,000 finished ones per queue). ``oldest_due``,
+        from ``queue_overview``, saves one read."""
+        from .overview import Overview
+
+        return await Overview(self._store, self._connections).activity(queue, oldest_due=oldest_due)

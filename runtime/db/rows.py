@@ -8,12 +8,14 @@ from typing import Any, NamedTuple
 from ..jobs import JobId
 
 __all__ = [
+    "ActivityRow",
     "ClaimedJob",
     "FailedJob",
     "FetchedJob",
     "JobDataRow",
     "LimitedClaim",
     "LimitedJob",
+    "QueueCountsRow",
     "QueueFlowRow",
     "QueueMaxWait",
     "QueueRow",
@@ -177,3 +179,37 @@ class LimitedClaim(NamedTuple):
     jobs: list[LimitedJob]
     limited: bool
     wait_s: float | None
+
+
+# -- dashboard --
+
+
+class QueueCountsRow(NamedTuple):
+    """One queue's policy columns and its job counts, each read up to a cap (a count equal to
+    the cap means "at least that many"): queued (created and retry), retry, finished (completed,
+    cancelled and failed), failed, cancelled; and its oldest queued job's start time."""
+
+    name: str
+    description: str
+    dead_letter: str | None
+    paused: bool
+    waiting: int
+    retry: int
+    finished: int
+    failed: int
+    cancelled: int
+    oldest: datetime | None
+
+
+class ActivityRow(NamedTuple):
+    """One row of a queue's last hour (``job_activity_minutes``): ``kind`` "done" counts the
+    jobs that finished in ``minute`` (completed, and failed or cancelled); "left" gives the
+    earliest due time among the jobs that stopped waiting in ``minute``; "seen" (no minute)
+    how many finished jobs were read for the queue, in ``completed``."""
+
+    queue: str
+    kind: str
+    minute: datetime | None
+    completed: int | None
+    failed: int | None
+    earliest: datetime | None

@@ -394,3 +394,30 @@ class Statements:
 
     def job_snooze(self, job_id: JobId, fence: int, delay: timedelta) -> Statement:
         return self._custom("job_snooze", {"id": job_id, "fence": fence, "delay": delay})
+
+    # -- dashboard ---------------------------------------------------------------------------
+
+    def queue_counts_capped(self, queue: str | None, cap: int) -> Statement:
+        """Counts of each queue's jobs by state, each reading at most ``cap`` index entries."""
+        return self._custom("queue_counts_capped", {"queue": queue, "cap": cap})
+
+    def job_active_by_queue(self, cap: int) -> Statement:
+        return self._custom("job_active_by_queue", {"cap": cap})
+
+    def queue_state_estimates(self) -> Statement:
+        return self._custom(
+            "queue_state_estimates",
+            {"table": f"{self.q.quoted_schema}.job", "schema": self.schema},
+        )
+
+    def job_activity_minutes(self, queue: str | None, since: datetime, cap: int) -> Statement:
+        return self._custom("job_activity_minutes", {"queue": queue, "since": since, "cap": cap})
+
+    def dashboard_clock(self) -> Statement:
+        return self._custom("dashboard_clock")
+
+    def schema_relation_exists(self, relation: str) -> Statement:
+        """Whether ``relation`` (a name inside the schema) exists."""
+        return self._custom(
+            "schema_relation_exists", {"relation": f"{self.q.quoted_schema}.{relation}"}
+        )

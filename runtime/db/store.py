@@ -20,12 +20,14 @@ from ..jobs import Job, JobId, QueueStats
 from .migrations import CODE_VERSION, check_version
 from .queries import MIGRATIONS
 from .rows import (
+    ActivityRow,
     ClaimedJob,
     FailedJob,
     FetchedJob,
     JobDataRow,
     LimitedClaim,
     LimitedJob,
+    QueueCountsRow,
     QueueFlowRow,
     QueueMaxWait,
     QueueRow,
@@ -376,3 +378,40 @@ class Store:
         when the claim is no longer current."""
         rows = await self._rows(on, self.sql.job_snooze(job_id, fence, delay))
         return None if not rows else (bool(rows[0][0]), int(rows[0][1]))
+
+    # -- dashboard ---------------------------------------------------------------------------
+
+    async def queue_counts_capped(
+        self, conn: AsyncConn, queue: str | None, cap: int
+    ) -> list[QueueCountsRow]:
+        """Each queue's (or ``queue``'s) counts by state, every count read up to ``cap``."""
+        rows = await self._rows(conn, self.sql.queue_counts_capped(queue, cap))
+        return [QueueCountsRow._make(row) for row in rows]
+
+    async def job_active_by_queue(self, conn: AsyncConn, cap: int) -> dict[str, int]:
+        """Running jobs per queue, reading at most ``cap`` of them."""
+        rows = await self._rows(conn, self.sql.job_active_by_queue(cap))
+        return {queue: int(count) for queue, count in rows}
+
+    async def queue_state_estimates(self, conn: AsyncConn) -> dict[tuple[str, str], int]:
+        """(queue, state) -> estimated jobs, from the statistics of the last ANALYZE (only the
+        pairs common enough to be listed there)."""
+        rows = await self._rows(conn, self.sql.queue_state_estimates())
+        return {(queue, state): int(estimate) for queue, state, estimate in rows}
+
+    async def job_activity_minutes(
+        self, conn: AsyncConn, queue: str | None, since: datetime, cap: int
+    ) -> list[ActivityRow]:
+        """Per queue and minute since ``since``: finished jobs and the earliest due time of
+        the jobs that stopped waiting (see ``ActivityRow``)."""
+        rows = await self._rows(conn, self.sql.job_activity_minutes(queue, since, cap))
+        return [ActivityRow._make(row) for row in rows]
+
+    async def dashboard_clock(self, conn: AsyncConn) -> datetime:
+        """The database's current time."""
+        [(now,)] = await self._rows(conn, self.sql.dashboard_clock())
+        return now  # type: ignore[no-any-return]
+
+    async def schema_relation_exists(self, conn: AsyncConn, relation: str) -> bool:
+        [(exists,)] = await self._rows(conn, self.sql.schema_relation_exists(relation))
+        return bool(exists)

@@ -1,0 +1,127 @@
+-- Named queries of the dashboard: per-queue counts by state, their estimates from statistics,
+-- and the last hour's activity. Run only by runtime/db/store.py. Tokens as in jobs.sql
+-- ({schema}, {channel}); everything else is a bound parameter.
+--
+-- Every count here is bounded: it reads at most cap index entries of one queue and state
+-- (a partial index holds each state), so a page costs the same at any table size. A count that
+-- reaches the cap is replaced by an estimate (queue_state_estimates) by the caller.
+
+-- name: queue_counts_capped
+-- Per queue: its policy columns the dashboard shows, and bounded counts of its queued jobs
+-- (job_claim), retries (job_retry), finished jobs (job_finished), failed and cancelled jobs
+-- (job_failed), plus the start time of its oldest queued job. The state is compared twice
+-- where an index's predicate must be implied (`state > 'completed' AND state = 'failed'`):
+-- the planner proves a partial index's predicate only from the same operator. The oldest
+-- queued job is found without reading the backlog: one probe of job_claim per distinct
+-- priority (a loose index scan), at most 1000 priorities.
+SELECT q.name, q.description, q.dead_letter, q.paused,
+       (SELECT count(*) FROM (SELECT 1 FROM {schema}.job AS j
+                              WHERE j.queue = q.name AND j.state < 'active'
+                              LIMIT %(cap)s) AS x)::bigint AS waiting,
+       (SELECT count(*) FROM (SELECT 1 FROM {schema}.job AS j
+                              WHERE j.queue = q.name AND j.state = 'retry'
+                              LIMIT %(cap)s) AS x)::bigint AS retry,
+       (SELECT count(*) FROM (SELECT 1 FROM {schema}.job AS j
+                              WHERE j.queue = q.name AND j.state > 'active'
+                              LIMIT %(cap)s) AS x)::bigint AS finished,
+       (SELECT count(*) FROM (SELECT 1 FROM {schema}.job AS j
+                              WHERE j.queue = q.name AND j.state > 'completed'
+                                AND j.state = 'failed'
+                              LIMIT %(cap)s) AS x)::bigint AS failed,
+       (SELECT count(*) FROM (SELECT 1 FROM {schema}.job AS j
+                              WHERE j.queue = q.name AND j.state > 'completed'
+                                AND j.state = 'cancelled'
+                              LIMIT %(cap)s) AS x)::bigint AS cancelled,
+       o.oldest
+FROM {schema}.queue AS q
+LEFT JOIN LATERAL (
+    WITH RECURSIVE p(priority, n) AS (
+        (SELECT j.priority, 1 FROM {schema}.job AS j
+         WHERE j.queue = q.name AND j.state < 'active'
+         ORDER BY j.priority DESC LIMIT 1)
+        UNION ALL
+        SELECT (SELECT j.priority FROM {schema}.job AS j
+                WHERE j.queue = q.name AND j.state < 'active' AND j.priority < p.priority
+                ORDER BY j.priority DESC LIMIT 1), p.n + 1
+        FROM p WHERE p.priority IS NOT NULL AND p.n < 1000
+    )
+    SELECT min((SELECT j.start_after FROM {schema}.job AS j
+                WHERE j.queue = q.name AND j.state < 'active' AND j.priority = p.priority
+                ORDER BY j.start_after LIMIT 1)) AS oldest
+    FROM p WHERE p.priority IS NOT NULL
+) AS o ON true
+WHERE %(queue)s::text IS NULL OR q.name = %(queue)s::text
+ORDER BY q.name;
+
+-- name: job_active_by_queue
+-- Running jobs per queue, through job_active: at most cap rows are read (there are as
+-- many running jobs as the workers' slots).
+SELECT a.queue, count(*)::bigint
+FROM (SELECT j.queue FROM {schema}.job AS j WHERE j.state = 'active' LIMIT %(cap)s) AS a
+GROUP BY a.queue;
+
+-- name: queue_state_estimates
+-- Estimated jobs per (queue, state) from the statistics ANALYZE keeps on that pair (the
+-- statistics object job_queue_state, migration 0007): each common pair's share of the sampled
+-- rows times the table's estimated row count. Empty before the first ANALYZE, and for a pair
+-- too rare to be among the common ones. The statistics list their columns in table order:
+-- queue, then state.
+SELECT s.most_common_vals[i][1] AS queue, s.most_common_vals[i][2] AS state,
+       (s.most_common_freqs[i] * greatest(c.reltuples, 0))::bigint AS estimate
+FROM pg_catalog.pg_stats_ext AS s
+CROSS JOIN LATERAL generate_subscripts(s.most_common_freqs, 1) AS i
+JOIN pg_catalog.pg_class AS c ON c.oid = %(table)s::regclass
+WHERE s.statistics_schemaname = %(schema)s AND s.statistics_name = 'job_queue_state'
+  AND NOT s.inherited;
+
+-- name: job_activity_minutes
+-- The last hour of each queue, by minute (the database's clock), from the jobs that finished
+-- or started since since: kind 'done' rows count the jobs completed and those failed or
+-- cancelled in the minute they finished; kind 'left' rows give the earliest due time
+-- (start_after) among the jobs that stopped waiting in that minute (they started, or were
+-- cancelled or failed while queued). Finished jobs are read newest first through job_finished,
+-- at most cap per queue, and running ones through job_active; the cost grows with the
+-- jobs of that hour, not with the table. 'seen' rows say how many finished jobs each queue read,
+-- so that the caller knows when it hit the cap.
+WITH recent AS (
+    SELECT r.queue, r.state, r.completed_on, r.start_after, r.left_at
+    FROM {schema}.queue AS q
+    CROSS JOIN LATERAL (
+        SELECT j.queue, j.state::text AS state, j.completed_on, j.start_after,
+               coalesce(j.started_on, j.completed_on) AS left_at
+        FROM {schema}.job AS j
+        WHERE j.queue = q.name AND j.state > 'active' AND j.completed_on >= %(since)s
+        ORDER BY j.completed_on DESC
+        LIMIT %(cap)s
+    ) AS r
+    WHERE %(queue)s::text IS NULL OR q.name = %(queue)s::text
+), running AS (
+    SELECT j.queue, j.start_after, j.started_on AS left_at
+    FROM {schema}.job AS j
+    WHERE j.state = 'active' AND j.started_on >= %(since)s
+      AND (%(queue)s::text IS NULL OR j.queue = %(queue)s::text)
+)
+SELECT queue, 'done' AS kind, date_trunc('minute', completed_on) AS minute,
+       count(*) FILTER (WHERE state = 'completed')::bigint AS completed,
+       count(*) FILTER (WHERE state <> 'completed')::bigint AS failed,
+       NULL::timestamptz AS earliest
+FROM recent
+GROUP BY queue, date_trunc('minute', completed_on)
+UNION ALL
+SELECT queue, 'left', date_trunc('minute', left_at), NULL, NULL, min(start_after)
+FROM (SELECT queue, start_after, left_at FROM recent WHERE left_at >= %(since)s
+      UNION ALL
+      SELECT queue, start_after, left_at FROM running) AS l
+GROUP BY queue, date_trunc('minute', left_at)
+UNION ALL
+SELECT queue, 'seen', NULL, count(*)::bigint, NULL, NULL
+FROM recent
+GROUP BY queue;
+
+-- name: dashboard_clock
+-- The database's time: the hour the activity covers is the database's, not the server's.
+SELECT now();
+
+-- name: schema_relation_exists
+-- Whether the schema has a table or view of this name (for pages whose table an upgrade adds).
+SELECT to_regclass(%(relation)s) IS NOT NULL;
