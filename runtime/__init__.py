@@ -10,6 +10,7 @@ from .errors import (
     ConfigurationError,
     InvalidPayloadError,
     JobCancelledError,
+    LeaseLostError,
     PayloadError,
     PermanentJobError,
     QueuesError,
@@ -32,6 +33,7 @@ from .jobs import (
     process_job,
 )
 from .policy import GroupPolicy, Limits, QueueSpec, Rate, RetryPolicy
+from .schedules import Schedule
 from .worker import Worker, start_workers
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "JobPage",
     "JobState",
     "JobSummary",
+    "LeaseLostError",
     "Limits",
     "PayloadError",
     "PermanentJobError",
@@ -61,6 +64,7 @@ __all__ = [
     "RedriveItem",
     "RedriveReport",
     "RetryPolicy",
+    "Schedule",
     "SchemaVersionError",
     "Snooze",
     "SyncBoss",

@@ -11,6 +11,7 @@ __all__ = [
     "ConfigurationError",
     "InvalidPayloadError",
     "JobCancelledError",
+    "LeaseLostError",
     "PayloadError",
     "PermanentJobError",
     "QueuesError",
@@ -92,3 +93,11 @@ class Snooze(QueuesError):
         super().__init__(f"snoozed for {seconds:g}s")
         #: How long the job waits before it is due again.
         self.delay = timedelta(seconds=seconds)
+
+
+# -- events --
+
+
+class LeaseLostError(QueuesError):
+    """Raised by a ``job.transaction()`` block whose job's lease was lost (the job was
+    rescued, cancelled or claimed again elsewhere): the block's transaction rolled back."""

@@ -7,12 +7,13 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final, NewType, TypeVar
+from typing import TYPE_CHECKING, Any, Final, NewType, Protocol, TypeVar
 
-from .errors import JobCancelledError, Snooze
+from .errors import ConfigurationError, JobCancelledError, Snooze
 from .failures import summarize
 from .tracing import trace_context
 
@@ -23,6 +24,7 @@ __all__ = [
     "JobError",
     "JobId",
     "JobState",
+    "JobTransactions",
     "QueueStats",
     "make_envelope",
     "process_job",
@@ -38,6 +40,9 @@ JOB_LOGGER_NAME: Final = "queues.jobs"
 _job_log = logging.getLogger(JOB_LOGGER_NAME)
 
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection, Connection
 
 
 class JobState(StrEnum):
@@ -117,6 +122,8 @@ class Job:
     errors: tuple[JobError, ...] = ()
     #: For a copy in a dead-letter queue: the id of the job it is a copy of.
     dead_letter_of: JobId | None = None
+    #: When maintenance moved the finished job to its queue's archive; None while in the queue.
+    archived_on: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
@@ -142,6 +149,7 @@ class Job:
             dead_letter_id=None if row["dead_letter_id"] is None else JobId(row["dead_letter_id"]),
             errors=tuple(JobError.from_entry(e) for e in errors or () if isinstance(e, Mapping)),
             dead_letter_of=None if source is None else JobId(source),
+            archived_on=row.get("archived_on"),
         )
 
 
@@ -205,8 +213,10 @@ class JobContext:
 
     __slots__ = (
         "_cancelled",
+        "_completed",
         "_heartbeat",
         "_logger",
+        "_transactions",
         "attempt",
         "data",
         "event",
@@ -226,6 +236,7 @@ class JobContext:
         attempt: int = 1,
         fence: int = 0,
         heartbeat: HeartbeatFn | None = None,
+        transactions: JobTransactions | None = None,
     ) -> None:
         self.id = id
         #: The claim this run belongs to (the job's fencing token): two runs of one job never
@@ -246,6 +257,8 @@ class JobContext:
             self.metadata = {}
         self._heartbeat = heartbeat
         self._cancelled = False
+        self._transactions = transactions
+        self._completed = False
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
 
     @property
@@ -288,6 +301,57 @@ class JobContext:
 
     def __repr__(self) -> str:
         return f"JobContext(id={self.id}, queue={self.queue!r}, event={self.event!r})"
+
+    # -- transactional handlers --
+
+    def transaction(self) -> AbstractAsyncContextManager[AsyncConnection[Any]]:
+        """``async with job.transaction() as conn:`` a connection in a transaction that also
+        completes this job: what the block writes on ``conn`` (follow-up events sent with
+        ``conn=conn`` included) and the job's completion commit together, or not at all.
+
+        Fenced: if the worker lost this run's lease, nothing commits and the block raises
+        ``LeaseLostError``. If the block raises, nothing in it commits and the job fails (and
+        retries) as usual. Once the block committed, the job is completed: the worker writes
+        nothing more for this run, whatever the handler does after it.
+        """
+        return self._source().transaction(self)
+
+    def sync_transaction(self) -> AbstractContextManager[Connection[Any]]:
+        """``with job.sync_transaction() as conn:``, ``transaction()`` for sync handlers (a
+        sync psycopg connection)."""
+        return self._source().sync_transaction(self)
+
+    @property
+    def completed(self) -> bool:
+        """True once a ``transaction()`` block committed this job's completion."""
+        return self._completed
+
+    def mark_completed(self) -> None:
+        """Called when a ``transaction()`` block committed the job's completion."""
+        self._completed = True
+
+    def _source(self) -> JobTransactions:
+        if self._transactions is None:
+            raise ConfigurationError(
+                f"job {self.id}: transaction() is available to handlers run by a Worker "
+                "(this JobContext was made without one)"
+            )
+        if self._completed:
+            raise ConfigurationError(
+                f"job {self.id}: a transaction() block already completed this job; "
+                "a handler has one such block"
+            )
+        return self._transactions
+
+
+class JobTransactions(Protocol):
+    """What opens a job's completing transactions (given to a ``JobContext`` by its worker)."""
+
+    def transaction(self, job: JobContext) -> AbstractAsyncContextManager[AsyncConnection[Any]]:
+        """An async connection in a transaction that completes ``job`` (fenced) on commit."""
+
+    def sync_transaction(self, job: JobContext) -> AbstractContextManager[Connection[Any]]:
+        """The same on a sync connection."""
 
 
 async def process_job(

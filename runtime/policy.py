@@ -9,6 +9,7 @@ from typing import Any, Final, Literal
 
 from .db.identifiers import validate_queue_name
 from .errors import ValidationError
+from .schedules import Schedule
 
 __all__ = ["GroupPolicy", "Limits", "QueueSpec", "Rate", "RetryPolicy"]
 
@@ -145,6 +146,15 @@ class QueueSpec:
     group: GroupPolicy | None = None
     #: How often one job may be snoozed (``raise Snooze(delay)``) before it fails for good.
     snooze_limit: int = 100
+    #: Events of other queues this queue also receives, as ``"domain.event"``: every job of
+    #: that event sent to a queue of that domain is copied here too (fan-out).
+    subscribe: tuple[str, ...] = ()
+    #: How long finished jobs are kept in the archive after retention moved them there; None
+    #: (default): retention deletes them.
+    archive: timedelta | None = None
+    #: Schedules that send jobs to this queue, replaced as a whole by ``create_queues``
+    #: (schedules made with ``Boss.schedule`` are left alone).
+    schedules: tuple[Schedule, ...] = ()
 
     def __post_init__(self) -> None:
         validate_queue_name(self.name)
@@ -170,6 +180,7 @@ class QueueSpec:
             raise ValidationError(
                 f"QueueSpec.snooze_limit must be an int >= 0, got {self.snooze_limit!r}"
             )
+        self._check_events()
 
     def to_params(self) -> dict[str, Any]:
         """The parameters of the ``create_queue`` statement."""
@@ -199,3 +210,60 @@ class QueueSpec:
             "group_fifo": False if group is None else group.fifo,
             "snooze_limit": self.snooze_limit,
         }
+
+    # -- events --
+
+    def _check_events(self) -> None:
+        if isinstance(self.subscribe, str) or not isinstance(self.subscribe, tuple | list):
+            raise ValidationError(
+                f'queue "{self.name}": subscribe must be a tuple of "domain.event" strings, '
+                f"got {self.subscribe!r}"
+            )
+        object.__setattr__(self, "subscribe", tuple(self.subscribe))
+        for entry in self.subscribe:
+            split_subscription(self.name, entry)
+        if self.archive is not None:
+            _check_duration("QueueSpec", "archive", self.archive, positive=True)
+        if not isinstance(self.schedules, tuple | list):
+            raise ValidationError(f'queue "{self.name}": schedules must be a tuple of Schedule')
+        object.__setattr__(self, "schedules", tuple(self.schedules))
+        names: set[str] = set()
+        for schedule in self.schedules:
+            if not isinstance(schedule, Schedule):
+                raise ValidationError(
+                    f'queue "{self.name}": schedules must hold Schedule objects, got {schedule!r}'
+                )
+            if schedule.queue != self.name:
+                raise ValidationError(
+                    f'queue "{self.name}": schedule "{schedule.name}" sends to queue '
+                    f'"{schedule.queue}"; declare it in that queue\'s QueueSpec'
+                )
+            if schedule.name in names:
+                raise ValidationError(
+                    f'queue "{self.name}": schedule "{schedule.name}" is declared twice'
+                )
+            names.add(schedule.name)
+
+    def subscriptions(self) -> list[tuple[str, str]]:
+        """``subscribe`` as (domain, event) pairs."""
+        return [split_subscription(self.name, entry) for entry in self.subscribe]
+
+
+_MAX_EVENT = 200
+
+
+def split_subscription(queue: str, entry: object) -> tuple[str, str]:
+    """``"billing.invoice-created"`` -> ``("billing", "invoice-created")``: the publishing
+    domain (the part of a queue name before its first dot) and the event."""
+    if not isinstance(entry, str) or "." not in entry:
+        raise ValidationError(
+            f'queue "{queue}": subscribe entry {entry!r} must be "domain.event", '
+            'e.g. "billing.invoice-created"'
+        )
+    domain, event = entry.split(".", 1)
+    if not domain or not event or len(entry) > _MAX_EVENT or "\x00" in entry:
+        raise ValidationError(
+            f'queue "{queue}": subscribe entry {entry!r} must be "domain.event" with both '
+            f"parts non-empty (at most {_MAX_EVENT} characters, no NUL)"
+        )
+    return domain, event

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -28,17 +29,20 @@ from ..job_views import JobPage, PurgeReport, QueueDepth, RedriveReport
 from ..jobs import Job, JobContext, JobId, JobState, QueueStats
 from ..options import Duration, positive_int, seconds
 from ..policy import QueueSpec
+from ..schedules import CatchUp, Schedule
 from ..worker.services import WorkerServices, WorkerSettings
 from .connections import ClientConnections
+from .events import EventControl, ScheduleInfo, as_schedule
 from .flow_control import FlowControl
 from .handle import EnqueuedJob, QueueHandle
 from .job_control import JobControl
+from .job_transactions import HandlerTransactions, TransactionHooks, WorkerTransactions
 from .operations import Operations
 from .queue_cache import QueueCache, QueueInfo, info_of
 from .sender import Sender
 
 if TYPE_CHECKING:
-    from ..db.rows import JobDataRow
+    from ..db.rows import JobDataRow, SubscriptionRow
     from ..worker.flow import FlowPolicies
     from ..worker.maintenance import MaintenanceResult
     from ..worker.observer import WorkerObserver
@@ -80,6 +84,7 @@ class Boss:
         connection_lifetime: Duration = timedelta(hours=1),
         pgbouncer: bool = False,
         listen_dsn: str | None = None,
+        schedules: bool = True,
     ) -> None:
         # pgbouncer: a transaction pooler keeps neither prepared statements nor LISTEN.
         self._store = Store(schema, prepare=bool(prepare) and not pgbouncer)  # validates schema
@@ -102,6 +107,7 @@ class Boss:
             pool_size=positive_int("worker_pool_size", worker_pool_size),
             connection_lifetime=seconds("connection_lifetime", connection_lifetime),
             listen_dsn=listen_dsn,
+            schedules=bool(schedules),
         )
         self._connections = ClientConnections(
             schema,
@@ -124,6 +130,13 @@ class Boss:
         self._flow = FlowControl(
             self._store, self._connections, self._queues, self.lease, self.poll_interval
         )
+        self._events = EventControl(
+            self._store,
+            self._connections,
+            self._queues,
+            max_payload=positive_int("max_payload_bytes", max_payload_bytes),
+        )
+        self._transactions = HandlerTransactions(self._store, self._connections)
         self._observer: WorkerObserver | None = None
         self._services: WorkerServices | None = None
         self._services_lock = asyncio.Lock()
@@ -176,6 +189,7 @@ class Boss:
             services, self._services = self._services, None
             await services.stop()
         await self._sender.drain()
+        self._transactions.close()
         await self._connections.stop()
 
     async def __aenter__(self) -> Self:
@@ -231,6 +245,7 @@ class Boss:
             for spec in specs:
                 await self._store.queue_upsert(conn, spec.to_params())
             await self._flow.store(conn, specs)
+            await self._events.store(conn, specs)  # subscriptions, archive, schedules
         for spec in specs:
             self._queues.put(info_of(spec))
         self._flow.stored(specs)
@@ -565,3 +580,62 @@ class Boss:
         from .overview import Overview
 
         return await Overview(self._store, self._connections).activity(queue, oldest_due=oldest_due)
+
+    # -- events --
+
+    async def subscriptions(self) -> list[SubscriptionRow]:
+        """Every stored subscription: (subscribing queue, publishing domain, event)."""
+        return await self._events.subscriptions()
+
+    async def schedule(
+        self,
+        name: str,
+        queue: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        event: str | None = None,
+        cron: str | None = None,
+        every: timedelta | None = None,
+        timezone: str = "UTC",
+        catch_up: CatchUp = "latest",
+        priority: int = 0,
+    ) -> Schedule:
+        """Create or replace the schedule ``name``: a job on ``queue`` at every slot of
+        ``cron`` (in ``timezone``) or of ``every`` (slots counted from the Unix epoch). With
+        ``event``, the job is that event's envelope with ``data`` as its payload; without,
+        ``data`` is the job's data. ``catch_up`` (``latest``, ``all``, ``none``) says what
+        happens to slots missed while no worker process ran. Worker processes fire it (each
+        slot once, whichever gets there first); they see a new schedule within a few seconds.
+        Slots before this call never fire."""
+        made = as_schedule(
+            name,
+            queue,
+            {} if data is None else data,
+            event=event,
+            cron=cron,
+            every=every,
+            timezone=timezone,
+            catch_up=catch_up,
+            priority=priority,
+        )
+        await self._events.schedule(made)
+        return made
+
+    async def unschedule(self, name: str) -> bool:
+        """Delete the schedule ``name``; False when there was none. A schedule declared in a
+        ``QueueSpec`` comes back with the next ``create_queues``: remove it there."""
+        return await self._events.unschedule(name)
+
+    async def schedules(self) -> list[ScheduleInfo]:
+        """Every schedule, by name, with its last slot and its next run."""
+        return await self._events.schedules()
+
+    def connection(self) -> AbstractAsyncContextManager[AsyncConn]:
+        """``async with boss.connection() as conn:`` a connection of this Boss's pool (the
+        one senders and handlers use), given back at the end of the block."""
+        return self._connections.pool().connection()
+
+    def job_transactions(self, hooks: TransactionHooks) -> WorkerTransactions:
+        """What a worker gives its jobs' contexts for ``job.transaction()``; ``hooks`` tell
+        the worker around each completing transaction. Called by ``Worker``."""
+        return self._transactions.for_worker(hooks)

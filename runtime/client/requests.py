@@ -6,8 +6,8 @@ send needs is checked here before any SQL runs (data, priority, start time, sing
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence, Sized
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import chain, islice
 from typing import Any, Final
@@ -20,6 +20,8 @@ from ..jobs import JobId
 
 __all__ = [
     "Batch",
+    "EventBatch",
+    "EventRow",
     "Row",
     "copy_chunks",
     "make_row",
@@ -113,12 +115,15 @@ def make_row(
     prio = validate_priority(priority)
     text = encode_data(queue, data, max_bytes)
     key = validate_singleton_key(singleton_key)
+    event = event_of(data)
+    if event is not None:  # an event: its subscribers get a copy (see EventRow)
+        return EventRow(new_job_id(), queue, text, prio, at, delay, key, event)
     return Row(new_job_id(), queue, text, prio, at, delay, key)
 
 
 def rows_params(rows: Sequence[Row]) -> dict[str, Any]:
     """Parameters of the ``send_rows`` statement (one array per column)."""
-    return {
+    params: dict[str, Any] = {
         "ids": [row.id for row in rows],
         "queues": [row.queue for row in rows],
         "data": [row.data for row in rows],
@@ -126,6 +131,10 @@ def rows_params(rows: Sequence[Row]) -> dict[str, Any]:
         "start_afters": [row.start_after for row in rows],
         "delays": [row.delay for row in rows],
     }
+    events = [row.event if isinstance(row, EventRow) else None for row in rows]
+    if any(events):
+        params["events"] = events  # the send_rows of events (fan-out)
+    return params
 
 
 def copy_chunks(
@@ -184,7 +193,11 @@ class Batch:
     ) -> Batch:
         at, delay = split_start_after(start_after)
         prio = validate_priority(priority)
+        items = items if isinstance(items, list) else list(items)
         texts = encode_many(queue, items, max_bytes)
+        events = [event_of(item) for item in items] if cls is Batch else []
+        if any(events):  # events: their subscribers get copies (see EventBatch)
+            return EventBatch(queue, new_job_ids(len(texts)), texts, prio, at, delay, events)
         return cls(queue, new_job_ids(len(texts)), texts, prio, at, delay)
 
     def insert(self, sql: Statements) -> Statement:
@@ -229,3 +242,55 @@ def split_for_copy(
     if len(head) >= threshold:
         return [], chain(head, rest)
     return head, None
+
+
+# -- events --
+
+
+def event_of(data: object) -> str | None:
+    """The event of job data that is an envelope (``{"event": str, "payload": ...}``, as
+    ``JobContext`` reads it), else None."""
+    if isinstance(data, dict | Mapping):
+        event = data.get("event")
+        if isinstance(event, str) and "payload" in data:
+            return event
+    return None
+
+
+@dataclass(slots=True)
+class EventRow(Row):
+    """One validated job whose data is an event: its send also writes a copy on every queue
+    subscribed to the event (``event_send_one``)."""
+
+    event: str = ""
+
+    def insert(self, sql: Statements) -> Statement:
+        return sql.event_job_insert(
+            self.id,
+            self.queue,
+            self.event,
+            self.data,
+            self.priority,
+            self.start_after,
+            self.delay,
+            self.singleton_key,
+        )
+
+
+@dataclass(slots=True)
+class EventBatch(Batch):
+    """A batch holding events (``events[i]`` is item i's event, None for plain data): each
+    event's subscribers get copies (``event_send_batch``; after a COPY, ``Store.event_copy``)."""
+
+    events: list[str | None] = field(default_factory=list)
+
+    def insert(self, sql: Statements) -> Statement:
+        return sql.event_job_insert_batch(
+            self.queue,
+            self.ids,
+            self.texts,
+            self.events,
+            self.priority,
+            self.start_after,
+            self.delay,
+        )

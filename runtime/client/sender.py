@@ -150,12 +150,14 @@ class Sender:
         return batch.ids
 
     async def _copy(self, conn: AsyncConn, batch: Batch, rest: Iterator[object]) -> None:
-        await self._store.job_copy(
+        # event_copy: job_copy plus the subscribers' copies of the events it wrote
+        await self._store.event_copy(
             conn,
             batch.queue,
             batch.start_after,
             batch.delay,
             lambda at: batch.stream_chunks(rest, self._max_payload, at),
+            lambda: batch.ids,
         )
 
     async def _write_rows(self, rows: Sequence[Row]) -> None:

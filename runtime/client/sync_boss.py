@@ -25,6 +25,7 @@ from ..errors import ConfigurationError, UnknownQueueError
 from ..jobs import Job, JobId
 from ..options import positive_int
 from ..policy import QueueSpec
+from .events import schedule_params
 from .flow_requests import FlowBatch, batch_flow_options, flow_options, with_flow
 from .queue_cache import QueueCache, info_of
 from .requests import Batch, Row, make_row, split_for_copy
@@ -227,12 +228,14 @@ class SyncBoss:
         return batch.ids
 
     def _copy(self, conn: SyncConn, batch: Batch, rest: Iterator[object]) -> None:
-        self._store.job_copy(
+        # event_copy: job_copy plus the subscribers' copies of the events it wrote
+        self._store.event_copy(
             conn,
             batch.queue,
             batch.start_after,
             batch.delay,
             lambda at: batch.stream_chunks(rest, self._max_payload, at),
+            lambda: batch.ids,
         )
 
     def get_job(self, job_id: JobId, *, conn: SyncConn | None = None) -> Job | None:
@@ -255,3 +258,16 @@ class SyncBoss:
         with conn.transaction():
             self._store.queue_upsert(conn, spec.to_params())
             self._store.queue_flow_set(conn, spec.flow_params())
+            self._store_events(conn, spec)
+
+    # -- events --
+
+    def _store_events(self, conn: SyncConn, spec: QueueSpec) -> None:
+        """``Boss.create_queues``' part of events: the queue's subscriptions, archive duration
+        and declared schedules become what its spec says."""
+        self._store.subscription_set(conn, spec.name, spec.subscriptions())
+        self._store.queue_archive_set(conn, spec.name, spec.archive)
+        for schedule in spec.schedules:
+            params = schedule_params(schedule, spec.name, self._max_payload)
+            self._store.schedule_upsert(conn, params)
+        self._store.schedule_drop_undeclared(conn, spec.name, [s.name for s in spec.schedules])

@@ -15,12 +15,15 @@ __all__ = [
     "JobDataRow",
     "LimitedClaim",
     "LimitedJob",
+    "QueueArchive",
     "QueueCountsRow",
     "QueueFlowRow",
     "QueueMaxWait",
     "QueueRow",
     "RedriveRow",
     "RescuedJob",
+    "ScheduleRow",
+    "SubscriptionRow",
     "WaitingJob",
 ]
 
@@ -213,3 +216,40 @@ class ActivityRow(NamedTuple):
     completed: int | None
     failed: int | None
     earliest: datetime | None
+
+
+# -- events --
+
+
+class SubscriptionRow(NamedTuple):
+    """``queue`` receives a copy of every ``event`` sent to a queue of ``domain``."""
+
+    queue: str
+    domain: str
+    event: str
+
+
+class QueueArchive(NamedTuple):
+    """A queue whose finished jobs are archived after retention, and kept there ``archive``."""
+
+    name: str
+    archive: timedelta
+
+
+class ScheduleRow(NamedTuple):
+    """A schedule as stored, with the database's clock when it was read."""
+
+    name: str
+    queue: str
+    event: str | None
+    data: dict[str, Any]
+    cron: str | None
+    every: timedelta | None
+    timezone: str
+    catch_up: str
+    priority: int
+    #: Slots up to this time are done (the last slot fired or skipped, else the creation time).
+    done_until: datetime
+    last_slot: datetime | None
+    last_job_id: JobId | None
+    db_now: datetime

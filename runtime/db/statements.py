@@ -110,7 +110,9 @@ class Statements:
 
     def job_insert_rows(self, columns: Mapping[str, Sequence[Any]]) -> Statement:
         """Jobs of any queues, one array per column (ids, queues, data, priorities,
-        start_afters, delays)."""
+        start_afters, delays; and events, when some rows are events: then with fan-out)."""
+        if "events" in columns:
+            return self._hot("event_send_rows", columns)
         return self._hot("send_rows", columns)
 
     def job_insert_batch(
@@ -421,3 +423,115 @@ class Statements:
         return self._custom(
             "schema_relation_exists", {"relation": f"{self.q.quoted_schema}.{relation}"}
         )
+
+    # -- events --------------------------------------------------------------------------------
+
+    def event_job_insert(
+        self,
+        job_id: JobId,
+        queue: str,
+        event: str,
+        data: str,
+        priority: int,
+        start_after: datetime | None,
+        delay: timedelta | None,
+        singleton_key: str | None,
+    ) -> Statement:
+        """``job_insert`` of an event: also writes its subscribers' copies."""
+        return self._hot(
+            "event_send_one",
+            {
+                "id": job_id,
+                "queue": queue,
+                "event": event,
+                "data": data,
+                "priority": priority,
+                "start_after": start_after,
+                "delay": delay,
+                "singleton_key": singleton_key,
+            },
+        )
+
+    def event_job_insert_batch(
+        self,
+        queue: str,
+        ids: Sequence[JobId],
+        texts: Sequence[str],
+        events: Sequence[str | None],
+        priority: int,
+        start_after: datetime | None,
+        delay: timedelta | None,
+    ) -> Statement:
+        """``job_insert_batch`` of events: also writes their subscribers' copies."""
+        return self._hot(
+            "event_send_batch",
+            {
+                "queue": queue,
+                "priority": priority,
+                "start_after": start_after,
+                "delay": delay,
+                "ids": ids,
+                "data": texts,
+                "events": events,
+            },
+        )
+
+    def event_domain_subscribed(self, queue: str) -> Statement:
+        return self._custom("event_domain_subscribed", {"queue": queue})
+
+    def event_fan_out_copied(self, ids: Sequence[JobId]) -> Statement:
+        return self._custom("event_fan_out_copied", {"ids": ids})
+
+    def subscription_set(self, queue: str, pairs: Sequence[tuple[str, str]]) -> Statement:
+        """``queue`` subscribes to exactly these (domain, event) pairs."""
+        return self._custom(
+            "subscription_set",
+            {
+                "queue": queue,
+                "domains": [domain for domain, _ in pairs],
+                "events": [event for _, event in pairs],
+            },
+        )
+
+    def subscription_list(self) -> Statement:
+        return self._custom("subscription_list")
+
+    def queue_archive_set(self, name: str, archive: timedelta | None) -> Statement:
+        return self._custom("queue_archive_set", {"name": name, "archive": archive})
+
+    def queue_archives(self) -> Statement:
+        return self._custom("queue_archives")
+
+    def job_archive_finished(self, queue: str, limit: int) -> Statement:
+        return self._custom("job_archive_finished", {"queue": queue, "limit": limit})
+
+    def job_archive_purge(self, queue: str, archive: timedelta, limit: int) -> Statement:
+        return self._custom(
+            "job_archive_purge", {"queue": queue, "archive": archive, "limit": limit}
+        )
+
+    def job_get_archived(self, job_id: JobId) -> Statement:
+        return self._custom("job_get_archived", {"id": job_id})
+
+    def schedule_upsert(self, params: Mapping[str, Any]) -> Statement:
+        return self._custom("schedule_upsert", params)
+
+    def schedule_delete(self, name: str) -> Statement:
+        return self._custom("schedule_delete", {"name": name})
+
+    def schedule_drop_undeclared(self, queue: str, names: Sequence[str]) -> Statement:
+        return self._custom("schedule_drop_undeclared", {"queue": queue, "names": list(names)})
+
+    def schedule_list(self) -> Statement:
+        return self._custom("schedule_list")
+
+    def schedule_clock(self) -> Statement:
+        return self._custom("schedule_clock")
+
+    def schedule_fire(self, name: str, slot: datetime, job_id: JobId, data: str) -> Statement:
+        return self._custom(
+            "schedule_fire", {"name": name, "slot": slot, "id": job_id, "data": data}
+        )
+
+    def schedule_skip(self, name: str, slot: datetime) -> Statement:
+        return self._custom("schedule_skip", {"name": name, "slot": slot})

@@ -27,12 +27,15 @@ from .rows import (
     JobDataRow,
     LimitedClaim,
     LimitedJob,
+    QueueArchive,
     QueueCountsRow,
     QueueFlowRow,
     QueueMaxWait,
     QueueRow,
     RedriveRow,
     RescuedJob,
+    ScheduleRow,
+    SubscriptionRow,
     WaitingJob,
 )
 from .statements import Statement, Statements
@@ -203,7 +206,9 @@ class Store:
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(stmt.sql, stmt.params, prepare=stmt.prepare)
             row = await cur.fetchone()
-        return None if row is None else Job.from_row(row)
+        if row is None:  # retention may have moved it to its queue's archive
+            return await self.job_get_archived(conn, job_id)
+        return Job.from_row(row)
 
     # -- maintenance and notifications -------------------------------------------------------
 
@@ -415,3 +420,88 @@ class Store:
     async def schema_relation_exists(self, conn: AsyncConn, relation: str) -> bool:
         [(exists,)] = await self._rows(conn, self.sql.schema_relation_exists(relation))
         return bool(exists)
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def event_copy(
+        self,
+        conn: AsyncConn,
+        queue: str,
+        start_after: datetime | None,
+        delay: timedelta | None,
+        make_chunks: Callable[[datetime | None], Iterable[str]],
+        ids: Callable[[], Sequence[JobId]],
+    ) -> None:
+        """``job_copy``, then the copies of its events for their subscribers, in the same
+        transaction (the caller's); ``ids()`` gives the ids written, once the COPY is done.
+        The fan-out statement runs only when some queue subscribes to the queue's domain."""
+        [(subscribed,)] = await self._rows(conn, self.sql.event_domain_subscribed(queue))
+        await self.job_copy(conn, queue, start_after, delay, make_chunks)
+        if subscribed:
+            await self._run(conn, self.sql.event_fan_out_copied(ids()))
+
+    async def subscription_set(
+        self, conn: AsyncConn, queue: str, pairs: Sequence[tuple[str, str]]
+    ) -> None:
+        await self._run(conn, self.sql.subscription_set(queue, pairs))
+
+    async def subscription_list(self, conn: AsyncConn) -> list[SubscriptionRow]:
+        rows = await self._rows(conn, self.sql.subscription_list())
+        return list(map(SubscriptionRow._make, rows))
+
+    async def queue_archive_set(
+        self, conn: AsyncConn, name: str, archive: timedelta | None
+    ) -> None:
+        await self._run(conn, self.sql.queue_archive_set(name, archive))
+
+    async def queue_archives(self, conn: AsyncConn) -> list[QueueArchive]:
+        """The queues that archive their finished jobs."""
+        return list(map(QueueArchive._make, await self._rows(conn, self.sql.queue_archives())))
+
+    async def job_archive_finished(self, conn: AsyncConn, queue: str, limit: int) -> int:
+        """Move up to ``limit`` finished jobs of ``queue`` past retention into the archive."""
+        return max(await self._run(conn, self.sql.job_archive_finished(queue, limit)), 0)
+
+    async def job_archive_purge(
+        self, conn: AsyncConn, queue: str, archive: timedelta, limit: int
+    ) -> int:
+        """Delete up to ``limit`` archived jobs of ``queue`` older than ``archive``."""
+        return max(await self._run(conn, self.sql.job_archive_purge(queue, archive, limit)), 0)
+
+    async def job_get_archived(self, conn: AsyncConn, job_id: JobId) -> Job | None:
+        stmt = self.sql.job_get_archived(job_id)
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(stmt.sql, stmt.params, prepare=stmt.prepare)
+            row = await cur.fetchone()
+        return None if row is None else Job.from_row(row)
+
+    async def schedule_upsert(self, conn: AsyncConn, params: dict[str, Any]) -> None:
+        await self._run(conn, self.sql.schedule_upsert(params))
+
+    async def schedule_delete(self, conn: AsyncConn, name: str) -> bool:
+        return bool(await self._rows(conn, self.sql.schedule_delete(name)))
+
+    async def schedule_drop_undeclared(
+        self, conn: AsyncConn, queue: str, names: Sequence[str]
+    ) -> None:
+        await self._run(conn, self.sql.schedule_drop_undeclared(queue, names))
+
+    async def schedule_list(self, conn: AsyncConn) -> list[ScheduleRow]:
+        return list(map(ScheduleRow._make, await self._rows(conn, self.sql.schedule_list())))
+
+    async def schedule_clock(self, conn: AsyncConn) -> datetime:
+        """The database's clock (``clock_timestamp()``)."""
+        [(now,)] = await self._rows(conn, self.sql.schedule_clock())
+        return now  # type: ignore[no-any-return]
+
+    async def schedule_fire(
+        self, conn: AsyncConn, name: str, slot: datetime, job_id: JobId, data: str
+    ) -> bool:
+        """Fire one slot of a schedule (its job and the job's copies); False when the slot was
+        fired or skipped already, or is not due yet on the database's clock."""
+        rows = await self._rows(conn, self.sql.schedule_fire(name, slot, job_id, data))
+        return bool(rows and rows[0][0])
+
+    async def schedule_skip(self, conn: AsyncConn, name: str, slot: datetime) -> bool:
+        """Mark a schedule's slots up to ``slot`` done without firing them."""
+        return bool(await self._rows(conn, self.sql.schedule_skip(name, slot)))

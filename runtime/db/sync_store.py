@@ -5,7 +5,7 @@ The same ``Statements`` as ``Store``: only the way they run differs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -90,7 +90,9 @@ class SyncStore:
         stmt = self.sql.job_by_id("get_job", job_id)
         with conn.cursor(row_factory=dict_row) as cur:
             row = cur.execute(stmt.sql, stmt.params, prepare=stmt.prepare).fetchone()
-        return None if row is None else Job.from_row(row)
+        if row is None:  # retention may have moved it to its queue's archive
+            return self.job_get_archived(conn, job_id)
+        return Job.from_row(row)
 
     # -- testing --
 
@@ -113,3 +115,46 @@ class SyncStore:
 
     def queue_flow_set(self, conn: SyncConn, params: dict[str, Any]) -> None:
         self._rows(conn, self.sql.queue_flow_set(params))
+
+    # -- events --
+
+    def event_copy(
+        self,
+        conn: SyncConn,
+        queue: str,
+        start_after: datetime | None,
+        delay: timedelta | None,
+        make_chunks: Callable[[datetime | None], Iterable[str]],
+        ids: Callable[[], Sequence[JobId]],
+    ) -> None:
+        """``Store.event_copy`` on a sync connection."""
+        [(subscribed,)] = self._rows(conn, self.sql.event_domain_subscribed(queue))
+        self.job_copy(conn, queue, start_after, delay, make_chunks)
+        if subscribed:
+            self._rows(conn, self.sql.event_fan_out_copied(ids()))
+
+    def subscription_set(
+        self, conn: SyncConn, queue: str, pairs: Sequence[tuple[str, str]]
+    ) -> None:
+        self._rows(conn, self.sql.subscription_set(queue, pairs))
+
+    def queue_archive_set(self, conn: SyncConn, name: str, archive: timedelta | None) -> None:
+        self._rows(conn, self.sql.queue_archive_set(name, archive))
+
+    def job_get_archived(self, conn: SyncConn, job_id: JobId) -> Job | None:
+        stmt = self.sql.job_get_archived(job_id)
+        with conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(stmt.sql, stmt.params, prepare=stmt.prepare).fetchone()
+        return None if row is None else Job.from_row(row)
+
+    def schedule_upsert(self, conn: SyncConn, params: dict[str, Any]) -> None:
+        self._rows(conn, self.sql.schedule_upsert(params))
+
+    def schedule_drop_undeclared(self, conn: SyncConn, queue: str, names: Sequence[str]) -> None:
+        self._rows(conn, self.sql.schedule_drop_undeclared(queue, names))
+
+    def job_complete_one(
+        self, conn: SyncConn, job_id: JobId, output: str | None, fence: int | None
+    ) -> bool:
+        """``Store.job_complete_one`` on a sync connection (a sync handler's transaction)."""
+        return bool(self._rows(conn, self.sql.job_complete_one(job_id, output, fence)))

@@ -58,6 +58,9 @@ class MaintenanceResult:
     deleted: int = 0
     #: Queued jobs failed because they waited longer than their queue's max_wait.
     expired: int = 0
+    #: Archived jobs deleted after their queue's archive duration (``deleted`` counts the
+    #: finished jobs retention deleted or moved to the archive).
+    archive_deleted: int = 0
 
 
 class Maintenance:
@@ -146,17 +149,17 @@ class Maintenance:
                 return result
             queues = await self._store.queue_list(conn)
             self._on_queues(queues)  # keeps this process's queue cache fresh too
+            archives = await self._archives(conn)
             for queue in queues:
                 while time.monotonic() < deadline:
                     async with conn.transaction():
                         if not await self._store.maintenance_lock(conn):
                             return result
-                        deleted = await self._store.job_delete_finished(
-                            conn, queue.name, self._batch
-                        )
+                        deleted = await self._retire(conn, queue.name, archives)
                     result.deleted += deleted
                     if deleted < self._batch:
                         break
+            await self._purge_archives(conn, archives, result, deadline)
         return result
 
     # -- max_wait expiry --
@@ -186,6 +189,37 @@ class Maintenance:
                 if len(waiting) < self._batch:
                     break
         return True
+
+    # -- archive --
+
+    async def _archives(self, conn: AsyncConn) -> dict[str, timedelta]:
+        """Queue name -> archive duration, for the queues that archive their finished jobs."""
+        return {row.name: row.archive for row in await self._store.queue_archives(conn)}
+
+    async def _retire(self, conn: AsyncConn, queue: str, archives: dict[str, timedelta]) -> int:
+        """One batch of ``queue``'s finished jobs past retention: moved to the archive when
+        the queue has one, else deleted."""
+        if queue in archives:
+            return await self._store.job_archive_finished(conn, queue, self._batch)
+        return await self._store.job_delete_finished(conn, queue, self._batch)
+
+    async def _purge_archives(
+        self,
+        conn: AsyncConn,
+        archives: dict[str, timedelta],
+        result: MaintenanceResult,
+        deadline: float,
+    ) -> None:
+        """Delete archived jobs older than their queue's archive duration, batch by batch."""
+        for queue, archive in archives.items():
+            while time.monotonic() < deadline:
+                async with conn.transaction():
+                    if not await self._store.maintenance_lock(conn):
+                        return
+                    deleted = await self._store.job_archive_purge(conn, queue, archive, self._batch)
+                result.archive_deleted += deleted
+                if deleted < self._batch:
+                    break
 
 
 def _wait_error(job: WaitingJob, max_wait: timedelta) -> str:

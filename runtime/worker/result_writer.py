@@ -125,6 +125,8 @@ class ResultWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._paused: set[JobId] = set()
+        #: Jobs whose completion a handler's transaction is writing (see ``hold``).
+        self._holding: set[JobId] = set()
         #: Told about every write (metrics); None costs nothing.
         self.observer: WorkerObserver | None = None
         #: Called after each write of results (flow control: limited workers claim again).
@@ -140,6 +142,7 @@ class ResultWriter:
     def untrack(self, job_id: JobId) -> _Lease | None:
         self._lost.discard(job_id)
         self._paused.discard(job_id)
+        self._holding.discard(job_id)
         return self._active.pop(job_id, None)
 
     def suspend_heartbeats(self, job_id: JobId) -> None:
@@ -346,7 +349,9 @@ class ResultWriter:
         leases = [
             (job_id, lease)
             for job_id, lease in self._active.items()
-            if job_id not in self._paused and job_id not in self._lost
+            if job_id not in self._paused
+            and job_id not in self._lost
+            and job_id not in self._holding
         ]
         if not leases:
             return
@@ -365,7 +370,7 @@ class ResultWriter:
                 self._report_lost(job_id, "heartbeat")
 
     def _report_lost(self, job_id: JobId, what: str) -> None:
-        if job_id in self._lost:
+        if job_id in self._lost or job_id in self._holding:
             return
         lease = self._active.get(job_id)
         if lease is not None:
@@ -390,3 +395,14 @@ class ResultWriter:
     def remove_on_written(self, callback: Callable[[], None]) -> None:
         if callback in self._written_callbacks:
             self._written_callbacks.remove(callback)
+
+    # -- transactional handlers --
+
+    def hold(self, job_id: JobId) -> None:
+        """A handler's transaction is writing the job's completion: stop heartbeating it, and
+        ignore a heartbeat that finds it gone (it waited on the row, then saw it completed)."""
+        self._holding.add(job_id)
+
+    def release(self, job_id: JobId) -> None:
+        """The handler's transaction did not commit: the job is heartbeated again."""
+        self._holding.discard(job_id)

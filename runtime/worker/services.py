@@ -23,6 +23,7 @@ from .listener import Listener
 from .maintenance import Maintenance
 from .observer import WorkerObserver
 from .result_writer import ResultWriter
+from .scheduler import Scheduler
 from .wakeup import Signal
 
 __all__ = ["WorkerServices", "WorkerSettings"]
@@ -44,6 +45,8 @@ class WorkerSettings:
     connection_lifetime: float
     #: Where the listener connects when the pooled DSN cannot LISTEN (a transaction pooler).
     listen_dsn: str | None = None
+    #: Run a scheduler (fires the stored schedules' slots; see ``scheduler.py``).
+    schedules: bool = True
 
 
 class WorkerServices:
@@ -94,6 +97,7 @@ class WorkerServices:
                 batch=settings.retention_batch,
                 on_queues=on_queues,
             )
+        self.scheduler = Scheduler(store, self.pool) if settings.schedules else None
 
     async def start(self, timeout: float) -> None:  # noqa: ASYNC109
         await self.pool.open(wait=True, timeout=timeout)
@@ -102,8 +106,12 @@ class WorkerServices:
             self.listener.start()
         if self.maintenance is not None:
             self.maintenance.start()
+        if self.scheduler is not None:
+            self.scheduler.start()
 
     async def stop(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         if self.maintenance is not None:
             await self.maintenance.stop()
         if self.listener is not None:

@@ -22,12 +22,13 @@ from ..db import ClaimedJob
 from ..db.encoding import encode_output, error_document
 from ..db.identifiers import validate_queue_name
 from ..errors import ConfigurationError, PermanentJobError, Snooze
-from ..jobs import JobContext, JobId
+from ..jobs import JobContext, JobId, JobTransactions
 from ..options import Duration, positive_int, seconds
 from ..tracing import job_tracer, run_in_span
 from .claim_ahead import ClaimAhead
 from .flow import FlowGate, own_expiry_error, snooze_job
 from .services import WorkerServices
+from .transaction_hooks import WriterHooks
 from .wakeup import Signal
 
 if TYPE_CHECKING:
@@ -110,6 +111,8 @@ class Worker:
         #: How often the expiry timer looks at jobs with an expire_in of their own.
         self._own_expiry_tick = float("inf")
         self._flow = FlowGate(boss.flow_policies, self.queue, self._wake)
+        #: What this worker's jobs open ``job.transaction()`` with (set by ``start``).
+        self._transactions: JobTransactions | None = None
 
     def __repr__(self) -> str:
         return f"Worker({self.label!r}, queue={self.queue!r}, concurrency={self.concurrency})"
@@ -132,6 +135,7 @@ class Worker:
         info = await self.boss.queue_info(self.queue)
         self._expire_s = info.expire_in.total_seconds()
         self._services = await self.boss.attach_worker(self)
+        self._transactions = self._transactions_of(self._services)
         self._services.subscribe(self.queue, self._wake)
         loop = asyncio.get_running_loop()
         self._loop_task = loop.create_task(self._claim_loop(), name=f"queues-worker:{self.label}")
@@ -216,6 +220,7 @@ class Worker:
             attempt=job.retry_count + 1,
             fence=fence,
             heartbeat=heartbeat,
+            transactions=self._transactions,
         )
         running = _Running(None, fence, time.monotonic(), ctx)
         if job.expire_in is not None:
@@ -244,6 +249,8 @@ class Worker:
                     if running.started > now - running.expire_s:
                         continue
                 elif running.started > limit:
+                    continue
+                if running.ctx.completed:  # a transaction() block completed it already
                     continue
                 if not running.settled and running.task is not None:
                     running.settle()
@@ -291,7 +298,9 @@ class Worker:
                 result = await run_in_span(tracer, ctx, lambda: self._processor(ctx))
             ok = True
         except BaseException as exc:  # nothing a handler does may kill the worker
-            if not running.settled and isinstance(exc, Snooze):
+            if ctx.completed:  # a transaction() block committed the completion: nothing more
+                services.writer.untrack(ctx.id)
+            elif not running.settled and isinstance(exc, Snooze):
                 writer = services.writer
 
                 def fail(job_id: JobId, fence: int, error: str, permanent: bool) -> None:
@@ -302,7 +311,9 @@ class Worker:
                 permanent = isinstance(exc, PermanentJobError)
                 services.writer.fail(ctx.id, running.fence, error_document(exc), permanent, tag)
         else:
-            if not running.settled:
+            if ctx.completed:  # (see above)
+                services.writer.untrack(ctx.id)
+            elif not running.settled:
                 services.writer.complete(ctx.id, running.fence, encode_output(result), tag)
         finally:
             if observer is not None:
@@ -423,6 +434,7 @@ class Worker:
                 "started (stop it first, or drain with another worker of the queue)"
             )
         services = await self.boss.attach_worker(self)
+        self._transactions = self._transactions_of(services)
         ran: list[OneShotRun] = []
         try:
             while limit is None or len(ran) < limit:
@@ -448,6 +460,7 @@ class Worker:
             attempt=job.retry_count + 1,
             fence=fence,
             heartbeat=heartbeat,
+            transactions=self._transactions,
         )
         writer.track(job_id, fence)
         error: BaseException | None = None
@@ -460,14 +473,25 @@ class Worker:
                 writer.untrack(job_id)  # the caller was cancelled, not the handler
                 raise
             error = exc
-            if isinstance(exc, Snooze):
+            if ctx.completed:  # a transaction() block committed the completion
+                writer.untrack(job_id)
+            elif isinstance(exc, Snooze):
                 await snooze_job(services, ctx, fence, exc, writer.fail)
             else:
                 writer.fail(job_id, fence, error_document(exc), isinstance(exc, PermanentJobError))
         else:
-            writer.complete(job_id, fence, encode_output(output))
+            if ctx.completed:
+                writer.untrack(job_id)
+            else:
+                writer.complete(job_id, fence, encode_output(output))
         await writer.flush()
         return OneShotRun(ctx, error, output)
+
+    # -- transactional handlers --
+
+    def _transactions_of(self, services: WorkerServices) -> JobTransactions:
+        hooks = WriterHooks(services.writer, asyncio.get_running_loop())
+        return self.boss.job_transactions(hooks)
 
 
 @dataclass(frozen=True, slots=True)

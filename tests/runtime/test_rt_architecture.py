@@ -26,6 +26,7 @@ CORE = {
     "failures",
     "tracing",
     "job_views",
+    "schedules",
 }
 #: What each layer (the top-level folder or module under runtime/) may import at run time.
 ALLOWED: dict[str, set[str]] = {
