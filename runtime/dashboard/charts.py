@@ -129,7 +129,7 @@ def _short_number(value: float) -> str:
 
 
 def throughput_chart(
-    activity: QueueActivity, *, width: float = 640.0, height: float = 150.0
+    activity: QueueActivity, *, width: float = 600.0, height: float = 150.0
 ) -> Chart:
     """Completed (and, stacked above, failed or cancelled) jobs per minute."""
     minutes = activity.minutes
@@ -171,7 +171,7 @@ def throughput_chart(
     )
 
 
-def wait_chart(activity: QueueActivity, *, width: float = 640.0, height: float = 150.0) -> Chart:
+def wait_chart(activity: QueueActivity, *, width: float = 600.0, height: float = 150.0) -> Chart:
     """The age of the oldest waiting job at the end of each minute, in minutes or seconds."""
     minutes = activity.minutes
     box = _box(width, height)
