@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from ..worker.flow import FlowPolicies
     from ..worker.maintenance import MaintenanceResult
     from ..worker.observer import WorkerObserver
+    from ..worker.scheduler import SchedulerRound
     from ..worker.worker import Worker
     from .overview import QueueActivity, QueueOverview
 
@@ -629,6 +630,14 @@ class Boss:
     async def schedules(self) -> list[ScheduleInfo]:
         """Every schedule, by name, with its last slot and its next run."""
         return await self._events.schedules()
+
+    async def run_schedules(self, *, now: datetime | None = None) -> SchedulerRound:
+        """Run one scheduler round now: fire the slots due at ``now`` (default: the database's
+        clock), each at most once whoever else fires it. Worker processes do this on their own,
+        at every slot; this is for scripts and tests."""
+        from ..worker.scheduler import Scheduler
+
+        return await Scheduler(self._store, self._connections.pool()).run_once(now)
 
     def connection(self) -> AbstractAsyncContextManager[AsyncConn]:
         """``async with boss.connection() as conn:`` a connection of this Boss's pool (the
