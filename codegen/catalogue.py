@@ -38,6 +38,7 @@ __all__ = [
     "LimitsConfig",
     "Queue",
     "RetryConfig",
+    "ScheduleConfig",
     "format_duration",
     "load_catalogue",
     "parse_catalogue",
@@ -110,6 +111,8 @@ MaxDelay = Annotated[timedelta, _Duration, _bounded(timedelta(seconds=1), timede
 ExpireIn = Annotated[timedelta, _Duration, _bounded(timedelta(seconds=1), timedelta(days=1))]
 Retention = Annotated[timedelta, _Duration, _bounded(timedelta(minutes=1), timedelta(days=3650))]
 MaxWait = Annotated[timedelta, BeforeValidator(_parse_max_wait)]
+Archive = Annotated[timedelta, _Duration, _bounded(timedelta(minutes=1), timedelta(days=3650))]
+Every = Annotated[timedelta, _Duration, _bounded(timedelta(seconds=1), timedelta(days=366))]
 RetryLimit = Annotated[StrictInt, Field(ge=0, le=100)]
 Text = Annotated[StrictStr, Field(max_length=2000)]
 
@@ -227,13 +230,30 @@ class Queue(_Strict):
     dead_letter: StrictStr | None = None
     limits: LimitsConfig | None = None
     group: GroupConfig | None = None
+    #: Events of other queues this queue also receives, as "domain.event" (fan-out).
+    subscribe: list[StrictStr] = Field(default_factory=list)
+    #: How long finished jobs stay in the archive after retention; unset: deleted.
+    archive: Archive | None = None
     events: dict[str, Event] = Field(default_factory=dict)
+
+
+class ScheduleConfig(_Strict):
+    """``schedules.<name>`` of a domain: an event of the domain sent on a cron or an interval."""
+
+    description: Text = ""
+    event: StrictStr
+    cron: StrictStr | None = None
+    every: Every | None = None
+    timezone: StrictStr | None = None
+    catch_up: Literal["latest", "all", "none"] = "latest"
+    payload: dict[str, Any] = Field(default_factory=dict)
 
 
 class Domain(_Strict):
     description: Text = ""
     defs: dict[str, dict[str, Any]] = Field(default_factory=dict, alias="$defs")
     queues: dict[str, Queue]
+    schedules: dict[str, ScheduleConfig] = Field(default_factory=dict)
 
 
 class Catalogue(_Strict):
@@ -285,6 +305,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "event": Event,
     "limits": LimitsConfig,
     "group": GroupConfig,
+    "schedule": ScheduleConfig,
 }
 
 
@@ -297,6 +318,8 @@ def _model_at(loc: Path) -> type[BaseModel]:
     if depth >= 1 and loc[0] == "domains":
         if depth <= 2:
             return Domain
+        if loc[2] == "schedules":
+            return Domain if depth == 3 else ScheduleConfig
         if depth <= 4:
             return Queue
         if loc[4] == "retry":

@@ -29,9 +29,10 @@ ExampleProblem = tuple[str, Path, str]
 
 
 def example_problems(
-    domain: str, models_text: str, examples: Mapping[str, dict[str, Any]]
+    domain: str, models_text: str, examples: Mapping[str, dict[str, Any]], what: str = "example"
 ) -> list[ExampleProblem]:
-    """``examples`` maps class name -> example; classes missing from the text are skipped."""
+    """``examples`` maps class name -> example; classes missing from the text are skipped.
+    ``what`` names the checked value in the messages (a schedule's ``payload``, say)."""
     if not examples:
         return []
     problems: list[ExampleProblem] = []
@@ -46,7 +47,7 @@ def example_problems(
                 for item in exc.errors(include_url=False, include_input=False)[:_MAX_ERRORS]:
                     loc: Path = tuple(p for p in item["loc"] if isinstance(p, str | int))
                     where = ".".join(str(p) for p in loc) or "(payload)"
-                    message = f"example does not match the payload schema: {where}: {item['msg']}"
+                    message = f"{what} does not match the payload schema: {where}: {item['msg']}"
                     problems.append((class_name, loc, message))
     return problems
 

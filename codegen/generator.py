@@ -8,6 +8,7 @@ from typing import Any
 from . import names
 from .catalogue import Catalogue, load_catalogue, parse_catalogue
 from .errors import CatalogueError, CatalogueInvalid, Path
+from .examples import example_problems
 from .layout import docstring
 from .payloads import ModelsModule, build_models, models_job
 from .plan import attach_models, build_plan
@@ -63,7 +64,30 @@ def _files(catalogue: Catalogue, source: Source, file_name: str) -> dict[str, st
             )
         except CatalogueInvalid as exc:
             errors += exc.errors
+    errors += _schedule_payload_problems(catalogue, models, source)
     if errors:
         raise CatalogueInvalid(errors)
     plans = attach_models(build_plan(catalogue), models, source)
     return render_tree(plans, file_name)
+
+
+def _schedule_payload_problems(
+    catalogue: Catalogue, models: dict[str, ModelsModule], source: Source
+) -> list[CatalogueError]:
+    """Each schedule's payload checked against its event's model (as examples are)."""
+    errors: list[CatalogueError] = []
+    for domain_name, domain in catalogue.domains.items():
+        module = models.get(domain_name)
+        if module is None:
+            continue
+        for schedule_name, schedule in domain.schedules.items():
+            class_name = names.model_class(schedule.event)
+            if class_name not in module.names:
+                continue  # no such event: validate reported it
+            path: Path = ("domains", domain_name, "schedules", schedule_name, "payload")
+            payload = {class_name: schedule.payload}
+            for _cls, loc, message in example_problems(
+                domain_name, module.text, payload, what="payload"
+            ):
+                errors.append(source.error((*path, *loc), message))
+    return errors

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any
 
 from . import names
 from .catalogue import NEVER, Catalogue, EffectiveRetry, Queue, parse_rate
@@ -51,6 +52,41 @@ class QueuePlan:
     rate: tuple[int, timedelta] | None = None
     #: Flow control: (active per group key, fifo); None: no group policy.
     group: tuple[int, bool] | None = None
+    #: Every event its worker handles: its own, then those it subscribes to.
+    handled: tuple[HandledEvent, ...] = ()
+    #: Subscriptions, as "domain.event".
+    subscribe: tuple[str, ...] = ()
+    #: How long finished jobs stay archived after retention; None: deleted.
+    archive: timedelta | None = None
+    #: The domain's schedules whose event is one of this queue's.
+    schedules: tuple[SchedulePlan, ...] = ()
+
+
+@dataclass(frozen=True)
+class HandledEvent:
+    """An event a queue's worker routes to a handler method: its own or a subscribed one."""
+
+    name: str
+    description: str
+    #: The payload model as handlers.py names it (``InvoiceCreated`` for the queue's own
+    #: events, ``billing_models.InvoiceCreated`` for an event of domain billing).
+    model: str
+    method: str
+    entity_id: str | None
+    #: For a subscribed event, "domain.event"; None for the queue's own.
+    subscription: str | None = None
+
+
+@dataclass(frozen=True)
+class SchedulePlan:
+    db_name: str
+    description: str
+    event: str
+    cron: str | None
+    every: timedelta | None
+    timezone: str | None
+    catch_up: str
+    payload: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -66,12 +102,28 @@ class DomainPlan:
         return tuple(event for queue in self.queues for event in queue.events)
 
     @property
+    def handles(self) -> bool:
+        """Whether some queue of the domain has a worker (own or subscribed events)."""
+        return any(queue.handled for queue in self.queues)
+
+    @property
+    def subscribed_packages(self) -> list[str]:
+        """The packages of the other domains whose events its queues subscribe to."""
+        found = {
+            event.model.split(".", 1)[0].removesuffix("_models")
+            for queue in self.queues
+            for event in queue.handled
+            if "." in event.model
+        }
+        return sorted(found)
+
+    @property
     def exported(self) -> list[str]:
         """Every name the domain package re-exports."""
         exported = list(self.models.names)
         for queue in self.queues:
             exported.append(queue.constant)
-            if queue.events:
+            if queue.handled:
                 exported += [queue.protocol, queue.sync_protocol, queue.worker]
         for event in self.events:
             exported += [event.enqueue, event.enqueue_many, event.enqueue_sync]
@@ -127,6 +179,10 @@ def build_plan(catalogue: Catalogue) -> list[DomainPlan]:
                     active_limit=None if queue.limits is None else queue.limits.active,
                     rate=_rate(queue),
                     group=None if queue.group is None else (queue.group.active, queue.group.fifo),
+                    handled=_handled(catalogue, domain_name, events, queue.subscribe),
+                    subscribe=tuple(queue.subscribe),
+                    archive=queue.archive,
+                    schedules=_schedules(catalogue, domain_name, queue_name),
                 )
             )
         plans.append(
@@ -205,3 +261,55 @@ def _rate(queue: Queue) -> tuple[int, timedelta] | None:
     if queue.limits is None or queue.limits.rate is None:
         return None
     return parse_rate(queue.limits.rate)
+
+
+# -- events --
+
+
+def _handled(
+    catalogue: Catalogue, domain_name: str, own: tuple[EventPlan, ...], subscribe: list[str]
+) -> tuple[HandledEvent, ...]:
+    handled = [
+        HandledEvent(event.name, event.description, event.model, event.method, event.entity_id)
+        for event in own
+    ]
+    for entry in subscribe:
+        source, name = entry.split(".", 1)
+        event = next(
+            q.events[name] for q in catalogue.domains[source].queues.values() if name in q.events
+        )
+        package = names.package_name(source)
+        if source == domain_name:
+            model = names.model_class(name)
+        else:
+            model = f"{package}_models.{names.model_class(name)}"
+        handled.append(
+            HandledEvent(
+                name,
+                event.description,
+                model,
+                names.handler_method(name),
+                event.entity_id,
+                entry,
+            )
+        )
+    return tuple(handled)
+
+
+def _schedules(catalogue: Catalogue, domain_name: str, queue_name: str) -> tuple[SchedulePlan, ...]:
+    domain = catalogue.domains[domain_name]
+    events = domain.queues[queue_name].events
+    return tuple(
+        SchedulePlan(
+            db_name=names.db_queue_name(domain_name, schedule_name),
+            description=schedule.description,
+            event=schedule.event,
+            cron=schedule.cron,
+            every=schedule.every,
+            timezone=schedule.timezone,
+            catch_up=schedule.catch_up,
+            payload=schedule.payload,
+        )
+        for schedule_name, schedule in domain.schedules.items()
+        if schedule.event in events
+    )

@@ -20,7 +20,7 @@ from .layout import (
     py_str,
     py_timedelta,
 )
-from .plan import DomainPlan, EventPlan, QueuePlan, queue_order
+from .plan import DomainPlan, EventPlan, HandledEvent, QueuePlan, SchedulePlan, queue_order
 
 __all__ = [
     "HEADER_PREFIX",
@@ -54,6 +54,7 @@ def render_tree(plans: list[DomainPlan], catalogue_name: str) -> dict[str, str]:
             files[base + "models.py"] = plan.models.text
         if plan.events:
             files[base + "enqueue.py"] = render("enqueue.py.jinja", domain=plan)
+        if plan.handles:  # own events, or events of other domains it subscribes to
             files[base + "handlers.py"] = render("handlers.py.jinja", domain=plan)
     return dict(sorted(files.items()))
 
@@ -83,6 +84,9 @@ def _environment() -> jinja2.Environment:
         all_list=all_list,
         call=Call,
         docstring=docstring,
+        handled_doc=_handled_doc,
+        own_models=_own_models,
+        subscribed_imports=_subscribed_imports,
         enqueue_doc=_enqueue_doc,
         enqueue_names=_enqueue_names,
         from_import=from_import,
@@ -123,7 +127,7 @@ def _send(queue: QueuePlan, event: EventPlan, head: str, payload: str, single: b
 def _routes(queue: QueuePlan) -> Call:
     """The queue's routes: per event, its model, its handler method and its entity field."""
     routes: list[Item] = []
-    for event in queue.events:
+    for event in queue.handled:
         args = [py_str(event.name), event.model, py_str(event.method)]
         if event.entity_id is not None:
             args.append(py_str(event.entity_id))
@@ -148,7 +152,7 @@ def _handler_names(domain: DomainPlan) -> list[str]:
     return [
         name
         for queue in domain.queues
-        if queue.events
+        if queue.handled
         for name in (queue.protocol, queue.sync_protocol, queue.worker)
     ]
 
@@ -176,6 +180,7 @@ def _queue_spec(queue: QueuePlan) -> Call:
             # Only when set: queues without a limit render as before it existed.
             *([f"max_wait={py_timedelta(queue.max_wait)}"] if queue.max_wait else []),
             *_flow_options(queue),
+            *_event_options(queue),
         ],
     )
 
@@ -206,6 +211,8 @@ def _spec_imports(domain: DomainPlan) -> list[str]:
         used.append("Rate")
     if any(q.group is not None for q in domain.queues):
         used.append("GroupPolicy")
+    if any(q.schedules for q in domain.queues):
+        used.append("Schedule")
     return used
 
 
@@ -259,3 +266,86 @@ def _worker_doc(queue: QueuePlan) -> str:
         "The keyword options are those of ``Worker``; an option left as None takes "
         "the Worker's default."
     )
+
+
+# -- events --
+
+
+def _event_options(queue: QueuePlan) -> list[Item]:
+    """``subscribe=``, ``archive=`` and ``schedules=`` of a queue's spec, only those it sets."""
+    options: list[Item] = []
+    if queue.subscribe:
+        options.append(Call("subscribe=(", [py_str(entry) for entry in queue.subscribe], ")", True))
+    if queue.archive is not None:
+        options.append(f"archive={py_timedelta(queue.archive)}")
+    if queue.schedules:
+        options.append(
+            Call(
+                "schedules=(",
+                [_schedule(queue, schedule) for schedule in queue.schedules],
+                ")",
+                tuple_display=True,
+            )
+        )
+    return options
+
+
+def _schedule(queue: QueuePlan, schedule: SchedulePlan) -> Call:
+    args: list[Item] = [
+        f"name={py_str(schedule.db_name)}",
+        f"queue={py_str(queue.db_name)}",
+    ]
+    if schedule.payload:
+        args.append(_literal("data=", schedule.payload))
+    args.append(f"event={py_str(schedule.event)}")
+    if schedule.cron is not None:
+        args.append(f"cron={py_str(schedule.cron)}")
+    if schedule.every is not None:
+        args.append(f"every={py_timedelta(schedule.every)}")
+    if schedule.timezone is not None:
+        args.append(f"timezone={py_str(schedule.timezone)}")
+    if schedule.catch_up != "latest":
+        args.append(f"catch_up={py_str(schedule.catch_up)}")
+    return Call("Schedule(", args)
+
+
+def _literal(prefix: str, value: object) -> Item:
+    """A JSON value as a Python literal (dicts and lists laid out like calls)."""
+    if isinstance(value, dict):
+        items = [_literal(f"{py_str(str(key))}: ", item) for key, item in value.items()]
+        return Call(prefix + "{", items, "}")
+    if isinstance(value, list):
+        return Call(prefix + "[", [_literal("", item) for item in value], "]")
+    if isinstance(value, str):
+        return prefix + py_str(value)
+    if value is None or isinstance(value, bool | int | float):
+        return prefix + repr(value)
+    raise TypeError(f"not a JSON value: {value!r}")
+
+
+def _subscribed_imports(domain: DomainPlan) -> list[str]:
+    """``from ..billing import models as billing_models`` for each domain whose events the
+    domain's queues subscribe to, in the order ruff's isort keeps them."""
+    return [
+        f"from ..{package} import models as {package}_models"
+        for package in domain.subscribed_packages
+    ]
+
+
+def _own_models(domain: DomainPlan) -> list[str]:
+    """The model classes of the domain that its handlers name."""
+    return sorted(
+        {
+            event.model
+            for queue in domain.queues
+            for event in queue.handled
+            if "." not in event.model
+        }
+    )
+
+
+def _handled_doc(event: HandledEvent) -> str:
+    text = event.description or f"Handle ``{event.name}``."
+    if event.subscription is not None:
+        text += f"\n\nSubscribed: every ``{event.subscription}`` is also sent to this queue."
+    return text

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import names
 from .catalogue import Catalogue, EffectiveRetry, format_duration
@@ -75,6 +77,8 @@ class _Checks:
             )
             self._check_domain(domain_name, path)
         self._check_dead_letters()
+        self._check_subscriptions()
+        self._check_schedules()
 
     def _claim(self, table: dict[str, _Owner], name: str, label: str, owner: _Owner) -> None:
         previous = table.get(name)
@@ -124,7 +128,7 @@ class _Checks:
                     f"the limit is {names.DB_NAME_MAX} (domain and queue together)",
                 )
             owner = _Owner(f'queue "{queue_name}"', queue_path)
-            for generated in self._queue_names(queue_name, bool(queue.events)):
+            for generated in self._queue_names(queue_name, bool(queue.events or queue.subscribe)):
                 self._claim(exported, generated, f'"{generated}"', owner)
             if queue.retry is not None and not self.gaps.defaults:
                 base = EffectiveRetry().merged(self.catalogue.defaults.retry)
@@ -266,3 +270,140 @@ class _Checks:
                 reported.update(chain)
                 cycle = " -> ".join([*chain, start])
                 self.report((*origin[start], "dead_letter"), f"dead-letter cycle: {cycle}")
+
+    # -- events --
+
+    def _event_owner(self, domain: str, event: str) -> str | None:
+        """The queue of ``domain`` that declares ``event``, or None."""
+        for queue_name, queue in self.catalogue.domains[domain].queues.items():
+            if event in queue.events:
+                return queue_name
+        return None
+
+    def _domain_events(self, domain: str) -> list[str]:
+        return [e for q in self.catalogue.domains[domain].queues.values() for e in q.events]
+
+    def _check_subscriptions(self) -> None:
+        domains = self.catalogue.domains
+        for domain_name, domain in domains.items():
+            for queue_name, queue in domain.queues.items():
+                queue_path: Path = ("domains", domain_name, "queues", queue_name)
+                methods: dict[str, str] = {
+                    names.handler_method(event): f'its own event "{event}"'
+                    for event in queue.events
+                }
+                seen: set[str] = set()
+                for index, entry in enumerate(queue.subscribe):
+                    path: Path = (*queue_path, "subscribe", index)
+                    target = self._subscription_target(domain_name, queue_name, entry, path)
+                    if target is None:
+                        continue
+                    if entry in seen:
+                        self.report(path, f'"{entry}" is subscribed to twice')
+                        continue
+                    seen.add(entry)
+                    method = names.handler_method(target[1])
+                    if method in methods:
+                        self.report(
+                            path,
+                            f'handler name clash: subscribing to "{entry}" needs the method '
+                            f'"{method}", which {methods[method]} already has on queue '
+                            f'"{queue_name}"',
+                        )
+                        continue
+                    methods[method] = f'the subscription to "{entry}"'
+
+    def _subscription_target(
+        self, domain_name: str, queue_name: str, entry: str, path: Path
+    ) -> tuple[str, str] | None:
+        """The (domain, event) a subscribe entry names, or None after reporting why not."""
+        domains = self.catalogue.domains
+        if "." not in entry:
+            self.report(
+                path,
+                f'subscribe entry "{entry}": write "domain.event", e.g. "billing.invoice-created"',
+            )
+            return None
+        source, event = entry.split(".", 1)
+        if source not in domains:
+            if not self.gaps.domains:
+                self.report(
+                    path,
+                    f'subscribe entry "{entry}": no domain "{source}"{suggest(source, domains)}',
+                )
+            return None
+        owner = self._event_owner(source, event)
+        if owner is None:
+            if source not in self.gaps.queues:
+                self.report(
+                    path,
+                    f'subscribe entry "{entry}": no event "{event}" in domain "{source}"'
+                    f"{suggest(event, self._domain_events(source))}",
+                )
+            return None
+        if source == domain_name and owner == queue_name:
+            self.report(
+                path,
+                f'subscribe entry "{entry}": the event is the queue\'s own; a queue receives '
+                "its own events already",
+            )
+            return None
+        return source, event
+
+    def _check_schedules(self) -> None:
+        for domain_name, domain in self.catalogue.domains.items():
+            for schedule_name, schedule in domain.schedules.items():
+                path: Path = ("domains", domain_name, "schedules", schedule_name)
+                problem = names.check_catalogue_name("schedule", schedule_name, names.EVENT_MAX)
+                if problem:
+                    self.report(path, problem)
+                owner = self._event_owner(domain_name, schedule.event)
+                if owner is None and domain_name not in self.gaps.queues:
+                    self.report(
+                        (*path, "event"),
+                        f'no event "{schedule.event}" in domain "{domain_name}"'
+                        f"{suggest(schedule.event, self._domain_events(domain_name))}",
+                    )
+                if (schedule.cron is None) == (schedule.every is None):
+                    self.report(
+                        path, 'give "cron" (e.g. "0 3 * * *") or "every" (e.g. 10m), one of the two'
+                    )
+                if schedule.cron is not None:
+                    problem = cron_problem(schedule.cron)
+                    if problem:
+                        self.report((*path, "cron"), problem)
+                if schedule.timezone is not None:
+                    if schedule.every is not None:
+                        self.report(
+                            (*path, "timezone"),
+                            'timezone applies to "cron" schedules only ("every" counts from the '
+                            "Unix epoch)",
+                        )
+                    elif not timezone_known(schedule.timezone):
+                        self.report(
+                            (*path, "timezone"),
+                            f'unknown time zone "{schedule.timezone}": use an IANA name such as '
+                            "UTC or Europe/Paris",
+                        )
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why ``expression`` is not a cron expression the runtime accepts, or None."""
+    from cronsim import CronSim, CronSimError  # the runtime's cron library
+
+    try:
+        CronSim(expression, datetime(2000, 1, 1, tzinfo=UTC))
+    except CronSimError as exc:
+        return (
+            f'invalid cron expression "{expression}" ({exc}): write 5 fields, minute hour '
+            'day-of-month month day-of-week, e.g. "0 3 * * *"'
+        )
+    return None
+
+
+def timezone_known(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True

@@ -20,6 +20,7 @@ QUEUES: tuple[QueueSpec, ...] = (
     notifications.UNDELIVERABLE,
     notifications.EMAIL,
     notifications.PUSH,
+    notifications.BILLING_MAIL,
     ingestion.QUARANTINE,
     ingestion.IMPORTS,
     ingestion.WEBHOOKS,

@@ -45,6 +45,7 @@ PAYMENTS = QueueSpec(
     retention=timedelta(days=7),
     dead_letter="billing.payments-dead",
     description="Card and bank payments against invoices, and refunds.",
+    archive=timedelta(days=365),
 )
 """Queue ``billing.payments``. Card and bank payments against invoices, and refunds.
 

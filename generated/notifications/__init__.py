@@ -11,12 +11,19 @@ from .enqueue import (
     enqueue_push_requested_many,
     enqueue_push_requested_many_sync,
     enqueue_push_requested_sync,
+    enqueue_reminders_due,
+    enqueue_reminders_due_many,
+    enqueue_reminders_due_many_sync,
+    enqueue_reminders_due_sync,
 )
 from .handlers import (
+    BillingMailHandlers,
+    BillingMailSyncHandlers,
     EmailHandlers,
     EmailSyncHandlers,
     PushHandlers,
     PushSyncHandlers,
+    billing_mail_worker,
     email_worker,
     push_worker,
 )
@@ -30,13 +37,17 @@ from .models import (
     PushRequestedDeviceToken,
     PushRequestedPriority,
     Recipient,
+    RemindersDue,
 )
-from .queues import EMAIL, PUSH, UNDELIVERABLE
+from .queues import BILLING_MAIL, EMAIL, PUSH, UNDELIVERABLE
 
 __all__ = [
+    "BILLING_MAIL",
     "EMAIL",
     "PUSH",
     "UNDELIVERABLE",
+    "BillingMailHandlers",
+    "BillingMailSyncHandlers",
     "EmailHandlers",
     "EmailRequested",
     "EmailRequestedAttachment",
@@ -50,6 +61,8 @@ __all__ = [
     "PushRequestedPriority",
     "PushSyncHandlers",
     "Recipient",
+    "RemindersDue",
+    "billing_mail_worker",
     "email_worker",
     "enqueue_email_requested",
     "enqueue_email_requested_many",
@@ -59,5 +72,9 @@ __all__ = [
     "enqueue_push_requested_many",
     "enqueue_push_requested_many_sync",
     "enqueue_push_requested_sync",
+    "enqueue_reminders_due",
+    "enqueue_reminders_due_many",
+    "enqueue_reminders_due_many_sync",
+    "enqueue_reminders_due_sync",
     "push_worker",
 ]

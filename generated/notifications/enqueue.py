@@ -14,7 +14,7 @@ from psycopg import AsyncConnection, Connection
 
 from typed_queues.runtime import Boss, JobId, SyncBoss, typed
 
-from .models import EmailRequested, PushRequested
+from .models import EmailRequested, PushRequested, RemindersDue
 
 __all__ = [
     "enqueue_email_requested",
@@ -25,6 +25,10 @@ __all__ = [
     "enqueue_push_requested_many",
     "enqueue_push_requested_many_sync",
     "enqueue_push_requested_sync",
+    "enqueue_reminders_due",
+    "enqueue_reminders_due_many",
+    "enqueue_reminders_due_many_sync",
+    "enqueue_reminders_due_sync",
 ]
 
 
@@ -280,6 +284,137 @@ def enqueue_push_requested_many_sync(
         boss,
         "notifications.push",
         "push-requested",
+        payloads,
+        conn=conn,
+        start_after=start_after,
+        priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
+    )
+
+
+async def enqueue_reminders_due(
+    boss: Boss,
+    payload: RemindersDue,
+    *,
+    conn: AsyncConnection[Any] | None = None,
+    start_after: datetime | timedelta | None = None,
+    priority: int | None = None,
+    singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
+) -> JobId:
+    """Time to remind the customers whose invoices are overdue.
+
+    Enqueue one ``reminders-due`` job on queue ``notifications.billing-mail``.
+    """
+    return await typed.send_event(
+        boss,
+        "notifications.billing-mail",
+        "reminders-due",
+        payload,
+        conn=conn,
+        start_after=start_after,
+        priority=priority,
+        singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
+    )
+
+
+async def enqueue_reminders_due_many(
+    boss: Boss,
+    payloads: Iterable[RemindersDue],
+    *,
+    conn: AsyncConnection[Any] | None = None,
+    start_after: datetime | timedelta | None = None,
+    priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
+) -> list[JobId]:
+    """Time to remind the customers whose invoices are overdue.
+
+    Enqueue a batch of ``reminders-due`` jobs on queue ``notifications.billing-mail`` in one
+    statement.
+    """
+    return await typed.send_events(
+        boss,
+        "notifications.billing-mail",
+        "reminders-due",
+        payloads,
+        conn=conn,
+        start_after=start_after,
+        priority=priority,
+        group_key=group_key,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
+    )
+
+
+def enqueue_reminders_due_sync(
+    boss: SyncBoss,
+    payload: RemindersDue,
+    *,
+    conn: Connection[Any] | None = None,
+    start_after: datetime | timedelta | None = None,
+    priority: int | None = None,
+    singleton_key: str | None = None,
+    group_key: str | None = None,
+    throttle: timedelta | None = None,
+    debounce: timedelta | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
+) -> JobId:
+    """Time to remind the customers whose invoices are overdue.
+
+    Enqueue one ``reminders-due`` job on queue ``notifications.billing-mail`` (sync path,
+    ``SyncBoss``).
+    """
+    return typed.send_event_sync(
+        boss,
+        "notifications.billing-mail",
+        "reminders-due",
+        payload,
+        conn=conn,
+        start_after=start_after,
+        priority=priority,
+        singleton_key=singleton_key,
+        group_key=group_key,
+        throttle=throttle,
+        debounce=debounce,
+        retry_limit=retry_limit,
+        expire_in=expire_in,
+    )
+
+
+def enqueue_reminders_due_many_sync(
+    boss: SyncBoss,
+    payloads: Iterable[RemindersDue],
+    *,
+    conn: Connection[Any] | None = None,
+    start_after: datetime | timedelta | None = None,
+    priority: int | None = None,
+    group_key: str | None = None,
+    retry_limit: int | None = None,
+    expire_in: timedelta | None = None,
+) -> list[JobId]:
+    """Time to remind the customers whose invoices are overdue.
+
+    Enqueue a batch of ``reminders-due`` jobs on queue ``notifications.billing-mail`` in one
+    statement (sync path, ``SyncBoss``).
+    """
+    return typed.send_events_sync(
+        boss,
+        "notifications.billing-mail",
+        "reminders-due",
         payloads,
         conn=conn,
         start_after=start_after,

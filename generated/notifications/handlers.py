@@ -9,13 +9,17 @@ from typing import Protocol
 
 from typed_queues.runtime import Boss, JobContext, Worker, typed
 
-from .models import EmailRequested, PushRequested
+from ..billing import models as billing_models
+from .models import EmailRequested, PushRequested, RemindersDue
 
 __all__ = [
+    "BillingMailHandlers",
+    "BillingMailSyncHandlers",
     "EmailHandlers",
     "EmailSyncHandlers",
     "PushHandlers",
     "PushSyncHandlers",
+    "billing_mail_worker",
     "email_worker",
     "push_worker",
 ]
@@ -129,6 +133,109 @@ def push_worker(
         "notifications.push",
         handlers,
         _PUSH_ROUTES,
+        concurrency=concurrency,
+        label=label,
+        batch_size=batch_size,
+        poll_interval=poll_interval,
+        shutdown_grace=shutdown_grace,
+    )
+
+
+class BillingMailHandlers(Protocol):
+    """Handlers of queue ``notifications.billing-mail``, one method per event.
+
+    Receipts for every invoice and payment, and the daily payment reminders.
+    """
+
+    async def on_reminders_due(self, payload: RemindersDue, job: JobContext) -> None:
+        """Time to remind the customers whose invoices are overdue."""
+
+    async def on_invoice_created(
+        self,
+        payload: billing_models.InvoiceCreated,
+        job: JobContext,
+    ) -> None:
+        """An invoice was issued to a customer and must be booked and sent.
+
+        Subscribed: every ``billing.invoice-created`` is also sent to this queue.
+        """
+
+    async def on_payment_captured(
+        self,
+        payload: billing_models.PaymentCaptured,
+        job: JobContext,
+    ) -> None:
+        """A payment provider captured money for an invoice; mark it paid.
+
+        Subscribed: every ``billing.payment-captured`` is also sent to this queue.
+        """
+
+
+class BillingMailSyncHandlers(Protocol):
+    """``BillingMailHandlers`` written as plain methods, for sync code (the Django ORM, a sync
+    SQLAlchemy session): the worker runs each call in a thread of its own. A class
+    implements one of the two Protocols, not a mix.
+    """
+
+    def on_reminders_due(self, payload: RemindersDue, job: JobContext) -> None:
+        """Time to remind the customers whose invoices are overdue."""
+
+    def on_invoice_created(self, payload: billing_models.InvoiceCreated, job: JobContext) -> None:
+        """An invoice was issued to a customer and must be booked and sent.
+
+        Subscribed: every ``billing.invoice-created`` is also sent to this queue.
+        """
+
+    def on_payment_captured(self, payload: billing_models.PaymentCaptured, job: JobContext) -> None:
+        """A payment provider captured money for an invoice; mark it paid.
+
+        Subscribed: every ``billing.payment-captured`` is also sent to this queue.
+        """
+
+
+_BILLING_MAIL_ROUTES = (
+    typed.Route("reminders-due", RemindersDue, "on_reminders_due"),
+    typed.Route(
+        "invoice-created",
+        billing_models.InvoiceCreated,
+        "on_invoice_created",
+        "invoice_id",
+    ),
+    typed.Route(
+        "payment-captured",
+        billing_models.PaymentCaptured,
+        "on_payment_captured",
+        "payment_id",
+    ),
+)
+
+
+def billing_mail_worker(
+    boss: Boss,
+    handlers: BillingMailHandlers | BillingMailSyncHandlers,
+    *,
+    concurrency: int = 10,
+    label: str | None = None,
+    batch_size: int | None = None,
+    poll_interval: timedelta | float | None = None,
+    shutdown_grace: timedelta | float | None = None,
+) -> Worker:
+    """A worker for queue ``notifications.billing-mail`` that calls ``handlers`` by event.
+
+    ``handlers`` implements ``BillingMailHandlers`` (async methods, run on the event loop)
+    or ``BillingMailSyncHandlers`` (plain methods, each call in a thread of its own).
+
+    Each payload is validated with its event's model first; an invalid payload or an unknown
+    event fails the job without retries (so it reaches the dead-letter queue).
+
+    The keyword options are those of ``Worker``; an option left as None takes the Worker's
+    default.
+    """
+    return typed.build_worker(
+        boss,
+        "notifications.billing-mail",
+        handlers,
+        _BILLING_MAIL_ROUTES,
         concurrency=concurrency,
         label=label,
         batch_size=batch_size,

@@ -91,3 +91,12 @@ class PushRequested(Payload):
     How long the provider may hold the message (ISO 8601).
     """
     priority: PushRequestedPriority = "normal"
+
+
+class RemindersDue(Payload):
+    """
+    Time to remind the customers whose invoices are overdue.
+    """
+
+    days_overdue: Annotated[int, Field(ge=1, le=365)]
+    dry_run: bool = False

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from typed_queues.runtime import Limits, QueueSpec, Rate, RetryPolicy
+from typed_queues.runtime import Limits, QueueSpec, Rate, RetryPolicy, Schedule
 
-__all__ = ["EMAIL", "PUSH", "UNDELIVERABLE"]
+__all__ = ["BILLING_MAIL", "EMAIL", "PUSH", "UNDELIVERABLE"]
 
 EMAIL = QueueSpec(
     name="notifications.email",
@@ -46,6 +46,37 @@ PUSH = QueueSpec(
     max_wait=timedelta(hours=1),
 )
 """Queue ``notifications.push``. Mobile push notifications.
+
+Jobs whose retries run out are copied to ``notifications.undeliverable``.
+"""
+
+BILLING_MAIL = QueueSpec(
+    name="notifications.billing-mail",
+    retry=RetryPolicy(
+        limit=4,
+        delay=timedelta(minutes=1),
+        backoff="fixed",
+        max_delay=timedelta(minutes=1),
+        jitter=True,
+    ),
+    expire_in=timedelta(minutes=1),
+    retention=timedelta(days=7),
+    dead_letter="notifications.undeliverable",
+    description="Receipts for every invoice and payment, and the daily payment reminders.",
+    subscribe=("billing.invoice-created", "billing.payment-captured"),
+    schedules=(
+        Schedule(
+            name="notifications.payment-reminders",
+            queue="notifications.billing-mail",
+            data={"days_overdue": 7},
+            event="reminders-due",
+            cron="0 9 * * *",
+            timezone="Europe/Paris",
+        ),
+    ),
+)
+"""Queue ``notifications.billing-mail``. Receipts for every invoice and payment, and the daily
+payment reminders.
 
 Jobs whose retries run out are copied to ``notifications.undeliverable``.
 """

@@ -168,3 +168,29 @@ def test_enum_fields_reject_any_other_value(report: Report) -> None:
             f'variable has type "{reasons}")  [assignment]',
         ),
     ]
+
+
+# -- events --
+
+
+def test_a_subscriber_gets_the_publishing_domains_model(report: Report) -> None:
+    assert report["good_subscriber.py"] == []
+
+
+def test_a_subscriber_method_with_the_wrong_model_is_rejected(report: Report) -> None:
+    assert errors(report, "bad_subscriber_wrong_model.py") == [
+        (
+            23,
+            'Argument 2 to "billing_mail_worker" has incompatible type "Receipts"; '
+            'expected "BillingMailHandlers | BillingMailSyncHandlers"  [arg-type]',
+        )
+    ]
+    found = notes(report, "bad_subscriber_wrong_model.py")
+    assert (
+        "def on_invoice_created(self, payload: InvoiceCreated, job: JobContext) "
+        "-> Coroutine[Any, Any, None]"
+    ) in found
+    assert (
+        "def on_invoice_created(self, payload: InvoiceVoided, job: JobContext) "
+        "-> Coroutine[Any, Any, None]"
+    ) in found
