@@ -18,7 +18,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import psycopg
 from psycopg import sql
@@ -26,13 +26,14 @@ from psycopg import sql
 from generated import QUEUES, create_queues
 from generated.billing import invoices_worker, payments_worker
 from generated.ingestion import imports_worker, webhooks_worker
-from generated.notifications import email_worker, push_worker
+from generated.notifications import billing_mail_worker, email_worker, push_worker
 from typed_queues.runtime import Boss, JobState, QueueSpec, QueueStats, Worker, start_workers
 from typed_queues.runtime.config import resolve_dsn
 from typed_queues.runtime.logging_setup import configure_logging
 
 from .handlers import (
     INTENDED_FAILURES,
+    BillingMailJobs,
     EmailJobs,
     ImportJobs,
     InvoiceJobs,
@@ -124,28 +125,38 @@ async def _run(dsn: str, schema: str, settle_within: float, *, where: str) -> in
         await create_queues(boss)
         for spec in QUEUES:
             await boss.create_queue(_demo_policy(spec))
-        workers = _workers(boss, recorder)
+        paid_table = await _create_paid_table(boss, schema)
+        workers = _workers(boss, recorder, paid_table)
         await start_workers(*workers)
         enqueued_at = time.monotonic()
         enqueued = await enqueue_all(boss)
         count = sum(len(ids) for ids in enqueued.ids.values())
         print(f"Enqueued {count} jobs on {len(enqueued.ids)} queues; processing...", flush=True)
+        reminders = await _fire_a_schedule(boss, settle_within)
         expected = expected_outcome()
+        mail = expected["notifications.billing-mail"]
+        expected["notifications.billing-mail"] = dataclasses.replace(
+            mail, completed=mail.completed + reminders
+        )
         settled = await _wait_until_settled(boss, expected, settle_within)
         elapsed = time.monotonic() - enqueued_at
         await asyncio.gather(*(worker.stop(timeout=5) for worker in workers))
         stats = {s.queue: s for s in await boss.all_queue_stats()}
         retried = await _retried_jobs(boss, enqueued)
+        events = await _events_account(boss, paid_table, recorder, reminders)
     account = _Account(schema, where, stats, retried, expected, elapsed, time.monotonic() - began)
     print(account.render(settled=settled))
-    return 0 if settled and not account.mismatches() else 1
+    print("\n".join(events.lines))
+    ok = settled and not account.mismatches() and not events.problems
+    return 0 if ok else 1
 
 
-def _workers(boss: Boss, recorder: Recorder) -> list[Worker]:
+def _workers(boss: Boss, recorder: Recorder, paid_table: sql.Composable) -> list[Worker]:
     return [
         invoices_worker(boss, InvoiceJobs(recorder), concurrency=4),
-        payments_worker(boss, PaymentJobs(recorder), concurrency=4),
+        payments_worker(boss, PaymentJobs(boss, recorder, paid_table), concurrency=4),
         email_worker(boss, EmailJobs(recorder), concurrency=4),
+        billing_mail_worker(boss, BillingMailJobs(recorder), concurrency=4),
         push_worker(boss, PushJobs(recorder), concurrency=4),
         imports_worker(boss, ImportJobs(boss, recorder), concurrency=2),
         webhooks_worker(boss, WebhookJobs(recorder), concurrency=4),
@@ -292,3 +303,86 @@ def _describe(outcome: Expected) -> str:
         f"{outcome.completed} processed, {outcome.retried} retried, {outcome.failed} failed, "
         f"{outcome.dead_lettered} dead-lettered"
     )
+
+
+# -- events: fan-out, a follow-up committed with its job, a schedule --
+
+_REMINDERS_NOW = "demo.reminders-now"
+
+
+async def _create_paid_table(boss: Boss, schema: str) -> sql.Composable:
+    """The application's own table that the payment handler writes in its job's transaction."""
+    table = sql.Identifier(schema, "paid_invoices")
+    async with boss.connection() as conn:
+        await conn.execute(
+            sql.SQL("CREATE TABLE {} (invoice_id uuid, payment_id uuid PRIMARY KEY)").format(table)
+        )
+    return table
+
+
+async def _fire_a_schedule(boss: Boss, within: float) -> int:
+    """Schedule the payment reminders every second at run time, wait until a worker process's
+    scheduler fired one, and remove the schedule; return how many it fired."""
+    await boss.schedule(
+        _REMINDERS_NOW,
+        "notifications.billing-mail",
+        {"days_overdue": 7},
+        event="reminders-due",
+        every=timedelta(seconds=1),
+    )
+    deadline = time.monotonic() + within
+    fired: list[object] = []
+    while not fired and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        fired = list(await boss.jobs_of("notifications.billing-mail", event="reminders-due"))
+    await boss.unschedule(_REMINDERS_NOW)
+    return len(await boss.jobs_of("notifications.billing-mail", event="reminders-due"))
+
+
+@dataclasses.dataclass
+class _EventsAccount:
+    lines: list[str]
+    problems: list[str]
+
+
+async def _events_account(
+    boss: Boss, paid_table: sql.Composable, recorder: Recorder, reminders: int
+) -> _EventsAccount:
+    async with boss.connection() as conn:
+        cur = await conn.execute(sql.SQL("SELECT count(*) FROM {}").format(paid_table))
+        [(paid,)] = await cur.fetchall()
+    receipts = recorder.receipts
+    nightly = [info for info in await boss.schedules() if info.name.startswith("notifications.")]
+    lags = []
+    for fired in await boss.jobs_of("notifications.billing-mail", event="reminders-due"):
+        job = await boss.get_job(fired.id)
+        slot = datetime.fromisoformat(fired.data["metadata"]["slot"])
+        if job is not None:
+            lags.append((job.created_on - slot).total_seconds() * 1000)
+    lines = [
+        "",
+        "  Events:",
+        "  - fan-out: billing sent to its own queues only; notifications.billing-mail got a copy",
+        f"    of each of them ({receipts['invoice-created']} invoice-created, "
+        f"{receipts['payment-captured']} payment-captured) through its subscription.",
+        f"  - follow-ups: {paid} payments were recorded in paid_invoices together with their",
+        "    receipt email (enqueued with conn=conn) and their job's completion, each in one",
+        "    transaction (job.transaction()).",
+        f"  - schedule: {_REMINDERS_NOW} (every 1 s) fired {reminders} reminder run(s), written",
+        f"    {max(lags, default=0):.0f} ms after its slot at most; then it was removed.",
+        *(
+            f"  - schedule: {info.name} ({info.schedule.rule}) next runs at "
+            f"{info.next_run.isoformat()}."
+            for info in nightly
+        ),
+    ]
+    problems = []
+    if paid != 3:
+        problems.append(f"expected 3 rows in paid_invoices, found {paid}")
+    if receipts["invoice-created"] != 4 or receipts["payment-captured"] != 3:
+        problems.append(f"expected 4 + 3 subscribed copies handled, got {dict(receipts)}")
+    if reminders < 1 or recorder.reminder_runs != reminders:
+        problems.append(f"the schedule fired {reminders}, {recorder.reminder_runs} handled")
+    if problems:
+        lines += ["", "NOT as expected:", *(f"  - {p}" for p in problems)]
+    return _EventsAccount(lines, problems)

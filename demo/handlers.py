@@ -16,6 +16,8 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
+from psycopg import sql
+
 from generated.billing import InvoiceCreated, InvoiceVoided, PaymentCaptured, RefundRequested
 from generated.ingestion import (
     BatchReady,
@@ -24,11 +26,18 @@ from generated.ingestion import (
     WebhookReceived,
     enqueue_batch_ready_many,
 )
-from generated.notifications import EmailRequested, PushRequested
+from generated.notifications import (
+    EmailRequested,
+    PushRequested,
+    Recipient,
+    RemindersDue,
+    enqueue_email_requested,
+)
 from typed_queues.runtime import Boss, InvalidPayloadError, JobContext
 
 __all__ = [
     "INTENDED_FAILURES",
+    "BillingMailJobs",
     "EmailJobs",
     "ImportJobs",
     "InvoiceJobs",
@@ -41,6 +50,7 @@ __all__ = [
 ]
 
 FLAKY_DOMAIN = "flaky.example"
+PAYER = "payments@acme.example"
 REVOKED_PREFIX = "revoked-"
 BATCH_SIZE = 2
 
@@ -67,6 +77,8 @@ class Recorder:
     ledger_cents: int = 0
     paid: set[uuid.UUID] = field(default_factory=set)
     records_upserted: int = 0
+    receipts: Counter[str] = field(default_factory=Counter)  # billing-mail receipts by event
+    reminder_runs: int = 0
 
     def done(self, job: JobContext) -> None:
         self.handled[job.queue] += 1
@@ -114,13 +126,31 @@ class InvoiceJobs:
 
 
 class PaymentJobs:
-    """``billing.payments``: marks invoices paid; queues refunds for review."""
+    """``billing.payments``: marks invoices paid (in the application's own table, with the
+    receipt email as a follow-up event, both committed with the job); queues refunds for
+    review."""
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, boss: Boss, recorder: Recorder, paid_table: sql.Composable) -> None:
+        self.boss = boss
         self.recorder = recorder
+        self.paid_table = paid_table
 
     async def on_payment_captured(self, payload: PaymentCaptured, job: JobContext) -> None:
         await _work()
+        receipt = EmailRequested(
+            message_id=uuid.uuid5(payload.payment_id, "receipt"),
+            recipient=Recipient(user_id=uuid.uuid5(payload.invoice_id, "payer"), email=PAYER),
+            template="payment-receipt",
+            variables={"amount": f"{payload.amount.amount_cents / 100:.2f}"},
+        )
+        # The row, the follow-up email and this job's completion commit together, or not at
+        # all: a retried attempt cannot send the receipt twice.
+        async with job.transaction() as conn:
+            insert = sql.SQL("INSERT INTO {} (invoice_id, payment_id) VALUES (%s, %s)")
+            await conn.execute(
+                insert.format(self.paid_table), (payload.invoice_id, payload.payment_id)
+            )
+            await enqueue_email_requested(self.boss, receipt, conn=conn)
         self.recorder.paid.add(payload.invoice_id)
         self.recorder.done(job)
 
@@ -146,6 +176,36 @@ class EmailJobs:
         if payload.recipient.email.endswith("@" + FLAKY_DOMAIN) and job.attempt == 1:
             self.recorder.error(job)
             raise MailProviderUnavailable("mail provider answered 503 (on purpose, first try)")
+        self.recorder.done(job)
+
+
+class BillingMailJobs:
+    """``notifications.billing-mail``: receipts for billing's invoices and payments, which it
+    receives by subscribing to them (fan-out: billing sends to its own queues only), and the
+    scheduled payment reminders."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    async def on_invoice_created(self, payload: InvoiceCreated, job: JobContext) -> None:
+        await _work()
+        job.logger.info("invoice %s issued: mailing %s", payload.number, payload.customer.email)
+        self.recorder.receipts[job.event or ""] += 1
+        self.recorder.done(job)
+
+    async def on_payment_captured(self, payload: PaymentCaptured, job: JobContext) -> None:
+        await _work()
+        self.recorder.receipts[job.event or ""] += 1
+        self.recorder.done(job)
+
+    async def on_reminders_due(self, payload: RemindersDue, job: JobContext) -> None:
+        await _work()
+        job.logger.info(
+            "reminding customers %d days overdue (schedule %s)",
+            payload.days_overdue,
+            job.metadata.get("schedule"),
+        )
+        self.recorder.reminder_runs += 1
         self.recorder.done(job)
 
 
