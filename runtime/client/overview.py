@@ -232,7 +232,7 @@ def _activity(
     partial: set[str] = set()
     for row in rows:
         if row.kind == "seen":
-            if (row.completed or 0) >= cap:
+            if (row.completed or 0) + (row.failed or 0) >= cap:
                 partial.add(row.queue)
             continue
         slot = None if row.minute is None else index.get(row.minute)

@@ -208,7 +208,7 @@ class ActivityRow(NamedTuple):
     """One row of a queue's last hour (``job_activity_minutes``): ``kind`` "done" counts the
     jobs that finished in ``minute`` (completed, and failed or cancelled); "left" gives the
     earliest due time among the jobs that stopped waiting in ``minute``; "seen" (no minute)
-    how many finished jobs were read for the queue, in ``completed``."""
+    how many finished jobs were read for the queue, in ``completed`` and ``failed``."""
 
     queue: str
     kind: str

@@ -399,6 +399,9 @@ class Statements:
 
     # -- dashboard ---------------------------------------------------------------------------
 
+    def dashboard_no_jit(self) -> Statement:
+        return self._custom("dashboard_no_jit")
+
     def queue_counts_capped(self, queue: str | None, cap: int) -> Statement:
         """Counts of each queue's jobs by state, each reading at most ``cap`` index entries."""
         return self._custom("queue_counts_capped", {"queue": queue, "cap": cap})

@@ -386,22 +386,28 @@ class Store:
 
     # -- dashboard ---------------------------------------------------------------------------
 
+    async def _read(self, conn: AsyncConn, stmt: Statement) -> list[tuple[Any, ...]]:
+        """A dashboard read in a transaction of its own, without JIT compiling."""
+        async with conn.transaction():
+            await self._run(conn, self.sql.dashboard_no_jit())
+            return await self._rows(conn, stmt)
+
     async def queue_counts_capped(
         self, conn: AsyncConn, queue: str | None, cap: int
     ) -> list[QueueCountsRow]:
         """Each queue's (or ``queue``'s) counts by state, every count read up to ``cap``."""
-        rows = await self._rows(conn, self.sql.queue_counts_capped(queue, cap))
+        rows = await self._read(conn, self.sql.queue_counts_capped(queue, cap))
         return [QueueCountsRow._make(row) for row in rows]
 
     async def job_active_by_queue(self, conn: AsyncConn, cap: int) -> dict[str, int]:
         """Running jobs per queue, reading at most ``cap`` of them."""
-        rows = await self._rows(conn, self.sql.job_active_by_queue(cap))
+        rows = await self._read(conn, self.sql.job_active_by_queue(cap))
         return {queue: int(count) for queue, count in rows}
 
     async def queue_state_estimates(self, conn: AsyncConn) -> dict[tuple[str, str], int]:
         """(queue, state) -> estimated jobs, from the statistics of the last ANALYZE (only the
         pairs common enough to be listed there)."""
-        rows = await self._rows(conn, self.sql.queue_state_estimates())
+        rows = await self._read(conn, self.sql.queue_state_estimates())
         return {(queue, state): int(estimate) for queue, state, estimate in rows}
 
     async def job_activity_minutes(
@@ -409,7 +415,7 @@ class Store:
     ) -> list[ActivityRow]:
         """Per queue and minute since ``since``: finished jobs and the earliest due time of
         the jobs that stopped waiting (see ``ActivityRow``)."""
-        rows = await self._rows(conn, self.sql.job_activity_minutes(queue, since, cap))
+        rows = await self._read(conn, self.sql.job_activity_minutes(queue, since, cap))
         return [ActivityRow._make(row) for row in rows]
 
     async def dashboard_clock(self, conn: AsyncConn) -> datetime:

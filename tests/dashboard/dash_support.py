@@ -183,6 +183,15 @@ async def populate(boss: Boss, db: psycopg.AsyncConnection[Any]) -> dict[str, Jo
         EMAIL, [envelope("email-requested", {"to": f"user{n}@example.com"}) for n in range(40)]
     )
     made["created"] = ids[0]
+    await boss.schedule(
+        "nightly-digest",
+        EMAIL,
+        {"day_offset": 1},
+        event="digest-due",
+        cron="0 3 * * *",
+        timezone="Europe/Paris",
+    )
+    await boss.schedule("webhook-poll", WEBHOOKS, {"source": "crm"}, every=timedelta(minutes=5))
     await _history(boss.schema, db)
     return made
 

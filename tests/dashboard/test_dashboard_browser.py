@@ -121,7 +121,11 @@ async def test_every_page_renders_with_real_jobs(
         await screenshot(page, "confirm-retry", tmp_path)
 
         await visit("/schedules")
-        assert await page.locator("h1").inner_text() == "Schedules"
+        digest = await _text(page, 'tr[data-schedule="nightly-digest"]')
+        assert "cron 0 3 * * * (Europe/Paris)" in digest and "03:00:00" not in digest
+        assert ":00:00 UTC" in digest  # its next run, 3 a.m. in Paris shown in UTC
+        assert "every 5 min" in await _text(page, 'tr[data-schedule="webhook-poll"]')
+        await screenshot(page, "schedules", tmp_path)
         await visit("/jobs/0190a5c4-7d2e-7c3a-9b1e-5f4a3c2b1a00", status=404)
         await visit("/queues/no.such-queue", status=404)
 

@@ -6,6 +6,12 @@
 -- (a partial index holds each state), so a page costs the same at any table size. A count that
 -- reaches the cap is replaced by an estimate (queue_state_estimates) by the caller.
 
+-- name: dashboard_no_jit
+-- Run first, in the same transaction, by the reads below: their cost estimates grow with the
+-- number of queues and can cross jit_above_cost on a big table, and compiling would take
+-- longer than the bounded index scans themselves.
+SET LOCAL jit = off;
+
 -- name: queue_counts_capped
 -- Per queue: its policy columns the dashboard shows, and bounded counts of its queued jobs
 -- (job_claim), retries (job_retry), finished jobs (job_finished), failed and cancelled jobs
@@ -13,24 +19,31 @@
 -- where an index's predicate must be implied (`state > 'completed' AND state = 'failed'`):
 -- the planner proves a partial index's predicate only from the same operator. The oldest
 -- queued job is found without reading the backlog: one probe of job_claim per distinct
--- priority (a loose index scan), at most 1000 priorities.
+-- priority (a loose index scan), at most 1000 priorities. Each count is ordered as its index
+-- is, so that a sequential scan (which a LIMIT can make look cheap on a big table where most
+-- rows match) is never the plan.
 SELECT q.name, q.description, q.dead_letter, q.paused,
        (SELECT count(*) FROM (SELECT 1 FROM {schema}.job AS j
                               WHERE j.queue = q.name AND j.state < 'active'
+                              ORDER BY j.priority DESC, j.start_after
                               LIMIT %(cap)s) AS x)::bigint AS waiting,
        (SELECT count(*) FROM (SELECT 1 FROM {schema}.job AS j
                               WHERE j.queue = q.name AND j.state = 'retry'
+                              ORDER BY j.start_after
                               LIMIT %(cap)s) AS x)::bigint AS retry,
        (SELECT count(*) FROM (SELECT 1 FROM {schema}.job AS j
                               WHERE j.queue = q.name AND j.state > 'active'
+                              ORDER BY j.completed_on
                               LIMIT %(cap)s) AS x)::bigint AS finished,
        (SELECT count(*) FROM (SELECT 1 FROM {schema}.job AS j
                               WHERE j.queue = q.name AND j.state > 'completed'
                                 AND j.state = 'failed'
+                              ORDER BY j.completed_on
                               LIMIT %(cap)s) AS x)::bigint AS failed,
        (SELECT count(*) FROM (SELECT 1 FROM {schema}.job AS j
                               WHERE j.queue = q.name AND j.state > 'completed'
                                 AND j.state = 'cancelled'
+                              ORDER BY j.completed_on
                               LIMIT %(cap)s) AS x)::bigint AS cancelled,
        o.oldest
 FROM {schema}.queue AS q
@@ -75,48 +88,43 @@ WHERE s.statistics_schemaname = %(schema)s AND s.statistics_name = 'job_queue_st
   AND NOT s.inherited;
 
 -- name: job_activity_minutes
--- The last hour of each queue, by minute (the database's clock), from the jobs that finished
--- or started since since: kind 'done' rows count the jobs completed and those failed or
--- cancelled in the minute they finished; kind 'left' rows give the earliest due time
--- (start_after) among the jobs that stopped waiting in that minute (they started, or were
--- cancelled or failed while queued). Finished jobs are read newest first through job_finished,
--- at most cap per queue, and running ones through job_active; the cost grows with the
--- jobs of that hour, not with the table. 'seen' rows say how many finished jobs each queue read,
--- so that the caller knows when it hit the cap.
+-- The last hour of each queue, by minute (the database's clock, minutes counted from since),
+-- from the jobs that finished or started since then, in one pass: kind 'done' rows count the
+-- jobs completed and those failed or cancelled in the minute they finished; kind 'left' rows
+-- give the earliest due time (start_after) among the jobs that stopped waiting in that minute
+-- (they started, or were cancelled or failed while queued); a 'seen' row per queue counts the
+-- finished jobs read, so that the caller knows when it hit the cap. Finished jobs are read
+-- newest first through job_finished, at most cap per queue, and running ones through
+-- job_active: the cost grows with the jobs of that hour, not with the table. date_bin, unlike
+-- date_trunc, does no time zone arithmetic per row.
 WITH recent AS (
-    SELECT r.queue, r.state, r.completed_on, r.start_after, r.left_at
+    SELECT r.queue, r.ok, r.done_at, r.left_at, r.start_after
     FROM {schema}.queue AS q
     CROSS JOIN LATERAL (
-        SELECT j.queue, j.state::text AS state, j.completed_on, j.start_after,
-               coalesce(j.started_on, j.completed_on) AS left_at
+        SELECT j.queue, j.state = 'completed' AS ok,
+               date_bin('1 minute', j.completed_on, %(since)s) AS done_at,
+               date_bin('1 minute', coalesce(j.started_on, j.completed_on), %(since)s) AS left_at,
+               j.start_after
         FROM {schema}.job AS j
         WHERE j.queue = q.name AND j.state > 'active' AND j.completed_on >= %(since)s
         ORDER BY j.completed_on DESC
         LIMIT %(cap)s
     ) AS r
     WHERE %(queue)s::text IS NULL OR q.name = %(queue)s::text
-), running AS (
-    SELECT j.queue, j.start_after, j.started_on AS left_at
+    UNION ALL
+    SELECT j.queue, NULL, NULL, date_bin('1 minute', j.started_on, %(since)s), j.start_after
     FROM {schema}.job AS j
     WHERE j.state = 'active' AND j.started_on >= %(since)s
       AND (%(queue)s::text IS NULL OR j.queue = %(queue)s::text)
 )
-SELECT queue, 'done' AS kind, date_trunc('minute', completed_on) AS minute,
-       count(*) FILTER (WHERE state = 'completed')::bigint AS completed,
-       count(*) FILTER (WHERE state <> 'completed')::bigint AS failed,
-       NULL::timestamptz AS earliest
+SELECT queue,
+       CASE GROUPING(done_at, left_at) WHEN 1 THEN 'done' WHEN 2 THEN 'left' ELSE 'seen' END,
+       CASE GROUPING(done_at, left_at) WHEN 1 THEN done_at WHEN 2 THEN left_at END,
+       count(*) FILTER (WHERE ok)::bigint,
+       count(*) FILTER (WHERE NOT ok)::bigint,
+       CASE GROUPING(done_at, left_at) WHEN 2 THEN min(start_after) END
 FROM recent
-GROUP BY queue, date_trunc('minute', completed_on)
-UNION ALL
-SELECT queue, 'left', date_trunc('minute', left_at), NULL, NULL, min(start_after)
-FROM (SELECT queue, start_after, left_at FROM recent WHERE left_at >= %(since)s
-      UNION ALL
-      SELECT queue, start_after, left_at FROM running) AS l
-GROUP BY queue, date_trunc('minute', left_at)
-UNION ALL
-SELECT queue, 'seen', NULL, count(*)::bigint, NULL, NULL
-FROM recent
-GROUP BY queue;
+GROUP BY GROUPING SETS ((queue, done_at), (queue, left_at), (queue));
 
 -- name: dashboard_clock
 -- The database's time: the hour the activity covers is the database's, not the server's.
