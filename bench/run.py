@@ -235,6 +235,7 @@ def _scale(args: argparse.Namespace, argv: list[str] | None) -> int:
         for name in db.drop_stale(args.dsn):
             log(f"dropped {name}, left by a harness that is gone")
         tree = _runtime_tree()
+        previous = out / "scale.json"
         opts = ScaleOptions(
             args.dsn, args.cache, parts=args.scale_parts, jobs=args.scale_jobs,
             concurrency=args.scale_concurrency, backlogs=args.scale_backlogs,
@@ -243,6 +244,7 @@ def _scale(args: argparse.Namespace, argv: list[str] | None) -> int:
             process_jobs=args.scale_process_jobs, sustained_minutes=args.sustained_minutes,
             sustained_rate=args.sustained_rate, sustained_retention_s=args.sustained_retention,
             sample_s=args.scale_sample, rounds=args.scale_rounds,
+            previous=json.loads(previous.read_text())["parts"] if previous.exists() else {},
         )  # fmt: skip
         parts = run_scale(opts)
         meta = {

@@ -75,6 +75,8 @@ class ScaleOptions:
     sustained_retention_s: float = 60.0
     sample_s: float = 30.0
     rounds: int = 3
+    #: Parts of an earlier run (scale.json), for the sustained rate when the curves do not run.
+    previous: dict[str, Any] = field(default_factory=dict)
 
 
 class _Run:
@@ -303,12 +305,14 @@ def _processes(run: _Run) -> dict[str, Any]:
 
 def _max_rate(run: _Run, done: dict[str, Any]) -> tuple[float, str]:
     """The SDK worker's processing rate: from this run's backlog curve, else measured."""
-    rows = done.get("backlog", {}).get("rows", [])
-    mine = [r for r in rows if r["system"] == "queues"]
-    if mine:
-        least = min(r["backlog"] for r in mine)
-        rate = statistics.median(r["process"]["rate"] for r in mine if r["backlog"] == least)
-        return rate, f"backlog curve at {least:,} queued, median of the rounds"
+    for source, parts in (("this run", done), ("scale.json", run.opts.previous)):
+        part = parts.get("backlog", {})
+        mine = [r for r in part.get("rows", []) if r["system"] == "queues"]
+        if mine:
+            least = min(r["backlog"] for r in mine)
+            rate = statistics.median(r["process"]["rate"] for r in mine if r["backlog"] == least)
+            when = part.get("finished_utc", "")
+            return rate, f"the backlog curve at {least:,} queued ({source} {when}), median"
     with run.database() as (dsn, dbname):
         run.setup(dsn)
         run.seed(dsn, run.opts.jobs)
