@@ -27,12 +27,16 @@ from ..db.rows import ScheduleRow
 from ..errors import QueuesError
 from ..jobs import make_envelope
 from ..schedules import Schedule, schedule_of, seconds_until
+from .wakeup import Signal
 
-__all__ = ["Scheduler", "SchedulerRound"]
+__all__ = ["SCHEDULES_KEY", "Scheduler", "SchedulerRound"]
 
 log = logging.getLogger("queues.scheduler")
 
 AsyncPool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
+
+#: What a change of the schedules notifies on the queues' channel (not a valid queue name).
+SCHEDULES_KEY = ":schedules"
 
 #: Largest job data a schedule fires (its data was checked against the Boss's limit already).
 _MAX_DATA = 100_000_000
@@ -74,6 +78,8 @@ class Scheduler:
         self._batch = batch
         self._task: asyncio.Task[None] | None = None
         self._warned: set[str] = set()
+        #: Set when the schedules changed (a notification on ``SCHEDULES_KEY``).
+        self.wake = Signal()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="queues-scheduler")
@@ -87,6 +93,7 @@ class Scheduler:
     async def _run(self) -> None:
         while True:
             delay = self._refresh
+            self.wake.clear()
             try:
                 result = await self.run_once()
                 read = time.monotonic()
@@ -106,7 +113,7 @@ class Scheduler:
                     self._refresh,
                 )
             # (a few ms past the slot: a slot is fired only once it is due on the database clock)
-            await asyncio.sleep(max(delay, 0.0) + 0.005)
+            await self.wake.wait(max(delay, 0.0) + 0.005)
 
     async def run_once(self, now: datetime | None = None) -> SchedulerRound:
         """One round: fire what is due at ``now`` (default: the database's clock)."""

@@ -23,7 +23,7 @@ from .listener import Listener
 from .maintenance import Maintenance
 from .observer import WorkerObserver
 from .result_writer import ResultWriter
-from .scheduler import Scheduler
+from .scheduler import SCHEDULES_KEY, Scheduler
 from .wakeup import Signal
 
 __all__ = ["WorkerServices", "WorkerSettings"]
@@ -98,6 +98,8 @@ class WorkerServices:
                 on_queues=on_queues,
             )
         self.scheduler = Scheduler(store, self.pool) if settings.schedules else None
+        if self.scheduler is not None:  # woken when the schedules change
+            self.subscribe(SCHEDULES_KEY, self.scheduler.wake)
 
     async def start(self, timeout: float) -> None:  # noqa: ASYNC109
         await self.pool.open(wait=True, timeout=timeout)

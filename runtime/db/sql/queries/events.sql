@@ -174,6 +174,9 @@ LEFT JOIN {schema}.queue AS q ON q.name = a.queue
 WHERE a.id = %(id)s;
 
 -- name: schedule_upsert
+-- The notification (delivered on commit) wakes the schedulers of the worker processes, so that
+-- they see the schedule at once (see runtime/worker/scheduler.py).
+WITH up AS (
 INSERT INTO {schema}.schedule (
     name, queue, event, data, cron, every, timezone, catch_up, priority, declared_by
 ) VALUES (
@@ -190,7 +193,10 @@ ON CONFLICT (name) DO UPDATE SET
     catch_up = EXCLUDED.catch_up,
     priority = EXCLUDED.priority,
     declared_by = EXCLUDED.declared_by,
-    updated_on = now();
+    updated_on = now()
+RETURNING name
+)
+SELECT pg_notify({channel}, ':schedules') FROM up;
 
 -- name: schedule_delete
 DELETE FROM {schema}.schedule WHERE name = %(name)s RETURNING name;
