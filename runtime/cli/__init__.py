@@ -21,10 +21,12 @@ from ..logging_setup import configure_logging
 from . import dashboard_command, dlq_command, jobs_command, purge_command, queue_command
 from .common import Failure, UsageError, preflight, require_dsn
 from .metrics_option import add_metrics_options
+from .schedule_status import render_schedules
 from .status import render_status
 from .worker_command import run_worker_command
 
 if TYPE_CHECKING:
+    from ..client.events import ScheduleInfo
     from ..jobs import QueueStats
 
 __all__ = ["main"]
@@ -287,12 +289,14 @@ def _status(args: argparse.Namespace) -> int:
     configure_logging(args.log_format, level=args.log_level)
     dsn = require_dsn(args.dsn)
     schema = args.schema or "queues"
-    stats = asyncio.run(_run_status(dsn, schema))
+    stats, schedules = asyncio.run(_run_status(dsn, schema))
     print(render_status(stats, schema=schema))
+    if schedules:  # (events) each schedule's next run
+        print("\n" + render_schedules(schedules))
     return 0
 
 
-async def _run_status(dsn: str, schema: str) -> list[QueueStats]:
+async def _run_status(dsn: str, schema: str) -> tuple[list[QueueStats], list[ScheduleInfo]]:
     import psycopg
 
     from ..client import Boss
@@ -301,7 +305,12 @@ async def _run_status(dsn: str, schema: str) -> list[QueueStats]:
     boss = Boss(dsn, schema=schema, max_pool_size=2, maintenance=False, listen=False)
     await boss.start(migrate=False)
     try:
-        return await boss.all_queue_stats()
+        stats = await boss.all_queue_stats()
+        try:
+            schedules = await boss.schedules()
+        except psycopg.errors.UndefinedTable:  # a schema from before schedules (0004)
+            schedules = []
+        return stats, schedules
     except psycopg.errors.UndefinedTable:
         raise Failure(
             f"schema {schema!r} has no queue tables: run `queues migrate --schema {schema}`"

@@ -221,3 +221,19 @@ async def test_one_job_per_slot_with_three_worker_processes(
     lags.sort()
     median = lags[len(lags) // 2]
     print(f"{len(fired)} slots; each written after its slot by at most {lags[-1]}, median {median}")
+
+
+async def test_queues_status_shows_each_schedules_next_run(
+    quick_boss: Boss, dsn: str, schema_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from typed_queues.runtime.cli import main
+
+    await quick_boss.create_queues([TICKS])
+    await quick_boss.schedule("nightly", "tick.q", {"n": 1}, event="tick", cron="0 3 * * *")
+    [info] = await quick_boss.schedules()
+    code = await asyncio.to_thread(main, ["status", "--dsn", dsn, "--schema", schema_name])
+    assert code == 0
+    out = capsys.readouterr().out
+    [row] = [line for line in out.splitlines() if line.startswith("nightly")]
+    assert "tick.q" in row and "cron 0 3 * * * (UTC)" in row and "latest" in row
+    assert info.next_run.astimezone().strftime("%Y-%m-%d %H:%M:%S") in row
