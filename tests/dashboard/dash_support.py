@@ -108,10 +108,15 @@ async def chromium() -> AsyncIterator[Any]:
             await browser.close()
 
 
+#: The screenshots the README shows.
+README_SHOTS: Final = {"queues", "job", "confirm-retry", "dead-letters"}
+
+
 async def screenshot(page: Any, name: str, tmp: Path) -> Path:
-    """A PNG of ``page``: into docs/dashboard/ when QUEUES_UPDATE_SCREENSHOTS=1 (the README's
-    pictures), else into the test's temporary folder."""
-    folder = SCREENSHOTS if os.environ.get("QUEUES_UPDATE_SCREENSHOTS") == "1" else tmp
+    """A PNG of ``page``: the README's pictures into docs/dashboard/ when
+    QUEUES_UPDATE_SCREENSHOTS=1 (then `pngquant` them), the rest into the test's folder."""
+    update = os.environ.get("QUEUES_UPDATE_SCREENSHOTS") == "1"
+    folder = SCREENSHOTS if update and name in README_SHOTS else tmp
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
     await page.screenshot(path=str(path), full_page=False)
