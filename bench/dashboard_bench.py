@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2 as httpx  # the dev extra's HTTP client (httpx's API)
 import psycopg
 from psycopg import sql
 
