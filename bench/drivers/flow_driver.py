@@ -11,9 +11,10 @@ Run by the harness as `python flow_driver.py '<json spec>'` (bench/benchlib/flow
 * `flow_groups`: `group: {active: 1, fifo: true}` with `keys` keys, each key's jobs sent as one
   batch (key after key). Reports jobs/s, the most handlers of one key running at once, and
   whether every key's handlers ran in send order.
-* `flow_rate`: `limits.rate = rate per second`. Reports the steady start rate (starts after the
-  first second, whose burst is the whole allowance at once, over their span), and the most starts
-  in any one-second interval (the jobs' `started_on`, the database's claim time).
+* `flow_rate`: `limits.rate = rate per second`. Reports the long-run start rate (the jobs
+  beyond the first second's allowance, which may all start at once, over the time from the
+  first start to the last), and the most starts in any one-second interval (the jobs'
+  `started_on`, the database's claim time).
 """
 
 from __future__ import annotations
@@ -152,11 +153,11 @@ async def _run(spec: dict[str, Any]) -> dict[str, Any]:
                 (queue,),
             )
             starts = [row[0] for row in await cur.fetchall()]
-            # The steady rate: the first second's burst (the whole allowance at once) left out.
-            steady = [t for t in starts if t >= starts[0] + 1.0]
-            span = steady[-1] - starts[0] - 1.0 if steady else 0.0
+            # The long-run rate: the first period's allowance (all of it may start at once)
+            # left out, the rest over the time from the first start to the last.
+            allowance, span = int(spec["rate"]), starts[-1] - starts[0]
             result.update(
-                rate=len(steady) / span if span > 0 else result["rate"],
+                rate=(n - allowance) / span if span > 0 and n > allowance else result["rate"],
                 max_in_1s=max(
                     bisect.bisect_left(starts, t + 1.0) - index for index, t in enumerate(starts)
                 ),

@@ -269,14 +269,18 @@ BEGIN
         ) AS c;
     END IF;
 
+    -- In claim order, as claim_work returns them (UPDATE ... RETURNING follows table order).
     RETURN QUERY
-    UPDATE {schema}.job AS j
-       SET state = 'active', started_on = v_now, fence = j.fence + 1,
-           lease_until = v_now + p_lease
-     WHERE j.id = ANY(v_ids)
-    RETURNING j.id, j.fence, j.retry_count, j.data, j.expire_in, j.priority, j.start_after,
-              j.created_on, j.started_on, j.singleton_key, j.lease_until,
-              NULL::double precision;
+    WITH claimed AS (
+        UPDATE {schema}.job AS j
+           SET state = 'active', started_on = v_now, fence = j.fence + 1,
+               lease_until = v_now + p_lease
+         WHERE j.id = ANY(v_ids)
+        RETURNING j.id, j.fence, j.retry_count, j.data, j.expire_in, j.priority, j.start_after,
+                  j.created_on, j.started_on, j.singleton_key, j.lease_until
+    )
+    SELECT c.*, NULL::double precision FROM claimed AS c
+     ORDER BY c.priority DESC, c.start_after, c.id;
     GET DIAGNOSTICS v_claimed = ROW_COUNT;
 
     IF pol.rate_count IS NOT NULL OR pol.group_active IS NOT NULL THEN
