@@ -226,6 +226,12 @@ from .flow import FLOW_KINDS  # noqa: E402  (flow.py reads this module's names w
 
 RUN_KINDS.update(FLOW_KINDS)
 
+# -- fan-out (issue 11): events with 3 subscribing queues, this project only --
+
+from .fanout import FANOUT_KINDS  # noqa: E402  (as flow.py)
+
+RUN_KINDS.update(FANOUT_KINDS)
+
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)

@@ -57,6 +57,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("flow_groups1k_observed", "(h) max active per key (limit 1)", "jobs", False),
     Metric("flow_rate1k", "(h) process, limits.rate 1000/1s (c=50)", "jobs/s", True),
     Metric("flow_rate1k_observed", "(h) most starts in 1 s (limit 1000)", "jobs", False),
+    # -- fan-out (issue 11): each event also written to 3 subscribing queues, this project only --
+    Metric("fanout3_50", "(i) fan-out to 3 queues, 50 in flight, jobs written", "jobs/s", True),
+    Metric("fanout3_batch", "(i) fan-out to 3 queues, batch API, jobs written", "jobs/s", True),
 )
 
 
