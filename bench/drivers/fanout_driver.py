@@ -13,8 +13,8 @@ generated `enqueue_*` functions make them, timed until the last send returns:
 
 With `plain: true` the data carries its payload under another key, so it is not an event: the
 sends take the statements of plain data, which do not look at subscriptions (the comparison for
-a send without subscribers). Reports jobs written per second (`rate`, copies included) and sends per second;
-checks that every queue holds exactly `n` jobs.
+a send without subscribers). Reports jobs written per second (`rate`, copies included) and sends
+per second; checks that every queue holds exactly `n` jobs.
 """
 
 from __future__ import annotations
