@@ -7,13 +7,13 @@ plain ``Row`` on the plain statements (and the coalesced path): ``flow_options``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final
 
 from ..db.statements import Statement, Statements
 from ..errors import ValidationError
-from .requests import MAX_SINGLETON_KEY, Batch, Row
+from .requests import MAX_SINGLETON_KEY, Batch, EventBatch, EventRow, Row
 
 __all__ = [
     "FlowBatch",
@@ -21,6 +21,7 @@ __all__ = [
     "FlowRow",
     "batch_flow_options",
     "flow_options",
+    "with_batch_flow",
     "with_flow",
 ]
 
@@ -128,6 +129,8 @@ class FlowRow(Row):
     ``singleton_key`` is the window's key (the job itself gets no singleton key)."""
 
     flow: FlowOptions = FlowOptions()
+    #: The event of an envelope (its subscribers get copies), else None.
+    event: str | None = None
 
     def insert(self, sql: Statements) -> Statement:
         flow = self.flow
@@ -155,19 +158,21 @@ class FlowRow(Row):
             self.delay,
             self.singleton_key,
             flow.params(),
+            self.event,
         )
 
 
 def with_flow(row: Row, flow: FlowOptions) -> FlowRow:
     return FlowRow(
-        row.id,
-        row.queue,
-        row.data,
-        row.priority,
-        row.start_after,
-        row.delay,
-        row.singleton_key,
-        flow,
+        id=row.id,
+        queue=row.queue,
+        data=row.data,
+        priority=row.priority,
+        start_after=row.start_after,
+        delay=row.delay,
+        singleton_key=row.singleton_key,
+        flow=flow,
+        event=row.event if isinstance(row, EventRow) else None,
     )
 
 
@@ -176,6 +181,8 @@ class FlowBatch(Batch):
     """A ``send_many`` batch with flow options: one INSERT in input order (never COPY)."""
 
     flow: FlowOptions = FlowOptions()
+    #: Item i's event (its subscribers get copies), None for plain data; empty: no events.
+    events: list[str | None] = field(default_factory=list)
 
     def insert(self, sql: Statements) -> Statement:
         return sql.job_insert_flow_batch(
@@ -186,4 +193,18 @@ class FlowBatch(Batch):
             self.start_after,
             self.delay,
             self.flow.params(),
+            self.events,
         )
+
+
+def with_batch_flow(batch: Batch, flow: FlowOptions) -> FlowBatch:
+    return FlowBatch(
+        queue=batch.queue,
+        ids=batch.ids,
+        texts=batch.texts,
+        priority=batch.priority,
+        start_after=batch.start_after,
+        delay=batch.delay,
+        flow=flow,
+        events=list(batch.events) if isinstance(batch, EventBatch) else [],
+    )

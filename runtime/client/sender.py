@@ -14,10 +14,10 @@ from ..jobs import JobId
 from .coalescer import Coalescer
 from .connections import ClientConnections
 from .flow_requests import (
-    FlowBatch,
     FlowOptions,
     batch_flow_options,
     flow_options,
+    with_batch_flow,
     with_flow,
 )
 from .queue_cache import QueueCache
@@ -192,15 +192,8 @@ class Sender:
         priority: int | None,
         flow: FlowOptions,
     ) -> list[JobId]:
-        plain = Batch.of(queue, list(data), self._max_payload, start_after, priority)
-        batch = FlowBatch(
-            plain.queue,
-            plain.ids,
-            plain.texts,
-            plain.priority,
-            plain.start_after,
-            plain.delay,
-            flow,
+        batch = with_batch_flow(
+            Batch.of(queue, list(data), self._max_payload, start_after, priority), flow
         )
         if self._queues.get(queue) is None:
             await self._queues.info(queue)

@@ -26,7 +26,7 @@ from ..jobs import Job, JobId
 from ..options import positive_int
 from ..policy import QueueSpec
 from .events import schedule_params
-from .flow_requests import FlowBatch, batch_flow_options, flow_options, with_flow
+from .flow_requests import batch_flow_options, flow_options, with_batch_flow, with_flow
 from .queue_cache import QueueCache, info_of
 from .requests import Batch, Row, make_row, split_for_copy
 from .sender import singleton_conflict
@@ -194,15 +194,8 @@ class SyncBoss:
             validate_queue_name(queue)
         flow = batch_flow_options(group_key=group_key, retry_limit=retry_limit, expire_in=expire_in)
         if flow is not None:  # one INSERT in send order, never COPY
-            plain = Batch.of(queue, list(data), self._max_payload, start_after, priority)
-            flow_batch = FlowBatch(
-                plain.queue,
-                plain.ids,
-                plain.texts,
-                plain.priority,
-                plain.start_after,
-                plain.delay,
-                flow,
+            flow_batch = with_batch_flow(
+                Batch.of(queue, list(data), self._max_payload, start_after, priority), flow
             )
             if not known:
                 self._check_queue(queue, conn)

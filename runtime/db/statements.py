@@ -324,8 +324,10 @@ class Statements:
         delay: timedelta | None,
         singleton_key: str | None,
         options: Mapping[str, Any],
+        event: str | None = None,
     ) -> Statement:
-        """One job with flow options (``group_key``, ``retry_limit``, ``expire_in``)."""
+        """One job with flow options (``group_key``, ``retry_limit``, ``expire_in``); for an
+        ``event``, also its copies on the subscribed queues."""
         return self._hot(
             "flow_send",
             {
@@ -336,6 +338,7 @@ class Statements:
                 "start_after": start_after,
                 "delay": delay,
                 "singleton_key": singleton_key,
+                "event": event,
                 **options,
             },
         )
@@ -379,8 +382,10 @@ class Statements:
         start_after: datetime | None,
         delay: timedelta | None,
         options: Mapping[str, Any],
+        events: Sequence[str | None] = (),
     ) -> Statement:
-        """A batch of one queue with the same flow options, in input (send) order."""
+        """A batch of one queue with the same flow options, in input (send) order; ``events``
+        (item i's event, None for plain data) get their copies on the subscribed queues."""
         return self._hot(
             "flow_send_batch",
             {
@@ -390,6 +395,7 @@ class Statements:
                 "delay": delay,
                 "ids": ids,
                 "data": texts,
+                "events": list(events) or [None] * len(ids),
                 **options,
             },
         )

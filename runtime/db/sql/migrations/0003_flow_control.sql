@@ -312,6 +312,8 @@ $fn$;
 -- * debounce: the job starts once no send of the key came for p_window. A send while the
 --   window's job still waits (never started) moves its start and replaces its data, priority
 --   and options, keeping its id; once it started, a send writes a new job.
+-- An event's copies on the queues subscribed to it (migration 0004) are written with the job,
+-- and a debounced job's waiting copies change with it. The window belongs to the sending queue.
 CREATE FUNCTION {schema}.send_windowed(
     p_id uuid, p_queue text, p_data jsonb, p_priority integer, p_start_after timestamptz,
     p_key text, p_debounce boolean, p_window interval, p_group_key text,
@@ -323,6 +325,8 @@ DECLARE
     v_now timestamptz := clock_timestamp();
     v_job uuid;
     v_start timestamptz := p_start_after;
+    -- An envelope's event (as JobContext reads it); its subscribers get copies.
+    v_event text := CASE WHEN p_data ? 'payload' THEN p_data ->> 'event' END;
 BEGIN
     -- A couple of this queue's windows that ended a while ago go with each send, so the table
     -- holds about one row per recently used key.
@@ -359,6 +363,15 @@ BEGIN
              WHERE j.id = v_job AND j.state = 'created' AND j.started_on IS NULL
             RETURNING j.id INTO v_job;
             IF FOUND THEN
+                -- The event's copies that still wait move and change with it.
+                UPDATE {schema}.job AS j
+                   SET data = p_data, priority = p_priority, start_after = v_start,
+                       retry_limit = p_retry_limit, expire_in = p_expire_in
+                  FROM {schema}.subscription AS s
+                 WHERE v_event IS NOT NULL AND s.domain = split_part(p_queue, '.', 1)
+                   AND s.event = v_event AND s.queue <> p_queue
+                   AND j.id = {schema}.fan_out_id(v_job, s.queue)
+                   AND j.state = 'created' AND j.started_on IS NULL;
                 RETURN v_job;
             END IF;
             UPDATE {schema}.flow_window AS w SET job_id = p_id
@@ -366,13 +379,26 @@ BEGIN
         END IF;
     END IF;
 
+    -- The job, and for an event its copies on the subscribed queues (subscription, fan_out_id:
+    -- migration 0004), as event_send_one writes them.
     INSERT INTO {schema}.job (id, queue, data, priority, start_after, group_key, group_seq,
                               retry_limit, expire_in)
-    VALUES (p_id, p_queue, p_data, p_priority, v_start, p_group_key,
-            CASE WHEN p_group_key IS NOT NULL THEN nextval('{schema}.job_group_seq') END,
-            p_retry_limit, p_expire_in)
+    SELECT d.id, d.queue, p_data, p_priority, v_start, p_group_key,
+           CASE WHEN p_group_key IS NOT NULL THEN nextval('{schema}.job_group_seq') END,
+           p_retry_limit, p_expire_in
+    FROM (SELECT p_id AS id, p_queue AS queue
+          UNION ALL
+          SELECT {schema}.fan_out_id(p_id, s.queue), s.queue
+          FROM {schema}.subscription AS s
+          WHERE v_event IS NOT NULL AND s.domain = split_part(p_queue, '.', 1)
+            AND s.event = v_event AND s.queue <> p_queue) AS d
     ON CONFLICT DO NOTHING;
-    PERFORM pg_notify({channel}, p_queue);
+    PERFORM pg_notify({channel}, q.queue)
+       FROM (SELECT p_queue AS queue
+             UNION
+             SELECT s.queue FROM {schema}.subscription AS s
+             WHERE v_event IS NOT NULL AND s.domain = split_part(p_queue, '.', 1)
+               AND s.event = v_event AND s.queue <> p_queue) AS q;
     RETURN p_id;
 END
 $fn$;

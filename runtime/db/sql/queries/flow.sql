@@ -30,38 +30,63 @@ SELECT id, fence, retry_count, data, expire_in, priority, start_after, created_o
 FROM {schema}.flow_claim(%(queue)s, %(limit)s, %(lease)s::interval);
 
 -- name: flow_send
--- A job with a group or per-job overrides. Its place in its group's send order is taken here.
-WITH ins AS (
+-- A job with a group or per-job overrides, and (for an event) its copies on the subscribed
+-- queues, as event_send_one writes them, with the same options. Each row takes its place in its
+-- group's send order here. Returns the job's id when it was written.
+WITH dest AS (
+    SELECT %(id)s::uuid AS id, %(queue)s::text AS queue
+    UNION ALL
+    SELECT {schema}.fan_out_id(%(id)s::uuid, s.queue), s.queue
+    FROM {schema}.subscription AS s
+    WHERE s.domain = split_part(%(queue)s::text, '.', 1) AND s.event = %(event)s::text
+      AND s.queue <> %(queue)s::text
+), ins AS (
     INSERT INTO {schema}.job (id, queue, data, priority, start_after, singleton_key, group_key,
                              group_seq, retry_limit, expire_in)
-    VALUES (%(id)s, %(queue)s, %(data)s::jsonb, %(priority)s,
-            coalesce(%(start_after)s::timestamptz, now() + %(delay)s::interval, now()),
-            %(singleton_key)s, %(group_key)s::text,
-            CASE WHEN %(group_key)s::text IS NOT NULL
-                 THEN nextval('{schema}.job_group_seq') END,
-            %(retry_limit)s::int, %(expire_in)s::interval)
+    SELECT d.id, d.queue, %(data)s::jsonb, %(priority)s::int,
+           coalesce(%(start_after)s::timestamptz, now() + %(delay)s::interval, now()),
+           %(singleton_key)s::text, %(group_key)s::text,
+           CASE WHEN %(group_key)s::text IS NOT NULL
+                THEN nextval('{schema}.job_group_seq') END,
+           %(retry_limit)s::int, %(expire_in)s::interval
+    FROM dest AS d
     ON CONFLICT DO NOTHING
-    RETURNING id, queue
+    -- (RETURNING runs for every row written, whatever the outer query reads)
+    RETURNING id, queue, pg_notify({channel}, queue)
 )
-SELECT ins.id FROM ins CROSS JOIN LATERAL (SELECT pg_notify({channel}, ins.queue)) AS n;
+SELECT id FROM ins WHERE queue = %(queue)s::text;
 
 -- name: flow_send_batch
--- A batch of one queue with one group and the same overrides, in input order (send order).
-WITH ins AS (
+-- A batch of one queue with one group and the same overrides, in input (send) order, and the
+-- copies of its events on the subscribed queues (each item's event given, NULL: plain data).
+WITH i AS (
+    SELECT * FROM unnest(%(ids)b::uuid[], %(data)b::text[], %(events)s::text[])
+        WITH ORDINALITY AS i(id, data, event, n)
+), dest AS (
+    SELECT i.id, %(queue)s::text AS queue, i.data, i.n FROM i
+    UNION ALL
+    SELECT {schema}.fan_out_id(i.id, s.queue), s.queue, i.data, i.n
+    FROM i
+    JOIN {schema}.subscription AS s
+      ON s.domain = split_part(%(queue)s::text, '.', 1) AND s.event = i.event
+     AND s.queue <> %(queue)s::text
+), ins AS (
     INSERT INTO {schema}.job (id, queue, data, priority, start_after, group_key, group_seq,
                              retry_limit, expire_in)
-    SELECT i.id, %(queue)s::text, i.data::jsonb, %(priority)s::int,
+    SELECT d.id, d.queue, d.data::jsonb, %(priority)s::int,
            coalesce(%(start_after)s::timestamptz, now() + %(delay)s::interval, now()),
            %(group_key)s::text,
            CASE WHEN %(group_key)s::text IS NOT NULL
                 THEN nextval('{schema}.job_group_seq') END,
            %(retry_limit)s::int, %(expire_in)s::interval
-    FROM unnest(%(ids)b::uuid[], %(data)b::text[]) WITH ORDINALITY AS i(id, data, n)
-    ORDER BY i.n
+    FROM dest AS d
+    ORDER BY d.n
     ON CONFLICT DO NOTHING
-    RETURNING 1
+    RETURNING queue
+), per_queue AS (
+    SELECT queue, count(*) AS n FROM ins GROUP BY queue
 )
-SELECT count(*)::int, pg_notify({channel}, %(queue)s::text) FROM ins;
+SELECT coalesce(sum(n), 0)::int, count(pg_notify({channel}, queue)) FROM per_queue;
 
 -- name: flow_send_windowed
 SELECT {schema}.send_windowed(
