@@ -172,3 +172,19 @@ def test_subscriptions_are_checked() -> None:
         QueueSpec(name="a.b", subscribe=("invoice-created",))
     with pytest.raises(ValidationError, match="tuple"):
         QueueSpec(name="a.b", subscribe="billing.invoice-created")  # type: ignore[arg-type]
+
+
+async def test_a_retried_send_writes_no_copy_twice(quick_boss: Boss, schema_name: str) -> None:
+    """The statement run again (a send retried after its connection was lost, unsure whether
+    the first try committed) finds the job and its copies there already."""
+    from typed_queues.runtime.client.requests import make_row
+    from typed_queues.runtime.db import Store
+
+    await quick_boss.create_queues([BILLING, EMAIL, LEDGER])
+    row = make_row("billing.invoices", invoice(1), 1_000_000, None, None)
+    store = Store(schema_name)
+    async with quick_boss.connection() as conn:
+        assert await store.job_insert(conn, row.insert(store.sql)) == row.id
+        assert await store.job_insert(conn, row.insert(store.sql)) is None  # nothing written
+    for queue in ("billing.invoices", "notifications.email", "ledger.entries"):
+        assert len(await quick_boss.jobs_of(queue)) == 1
