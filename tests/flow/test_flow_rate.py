@@ -72,9 +72,10 @@ async def test_the_rate_holds_with_many_small_claims(boss: Boss, fdb: FlowDb) ->
     await boss.create_queue(QueueSpec(queue, limits=Limits(rate=Rate.parse("150/1s"))))
     await boss.send_many(queue, [{"n": n} for n in range(2000)])
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 2.5
+    deadline = loop.time() + 60  # a failure bound: 300 starts take 2 periods at this rate
     fetched = 0
-    while loop.time() < deadline:
+    while fetched < 300:
+        assert loop.time() < deadline, f"only {fetched} jobs fetched"
         jobs = await boss.fetch(queue)
         fetched += len(jobs)
         if not jobs:
@@ -82,7 +83,6 @@ async def test_the_rate_holds_with_many_small_claims(boss: Boss, fdb: FlowDb) ->
     starts = await _starts(fdb, queue)
     assert len(starts) == fetched
     assert _most_in_any_window(starts, 1.0) <= 150
-    assert fetched >= 150, "the rate never let a full period through"
     state = await fdb.rows(
         "SELECT cardinality(rate_at) FROM {s}.flow_state WHERE queue = %s", (queue,)
     )
