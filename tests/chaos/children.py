@@ -46,6 +46,7 @@ class Child:
         self.popen: subprocess.Popen[bytes] | None = None
         self.stopped = False  # SIGSTOPped by a fault
         self._ended = True
+        self._ending = False  # the controller is ending it: an exit is no crash
 
     @property
     def pid(self) -> int:
@@ -69,6 +70,7 @@ class Child:
             )
         self.stopped = False
         self._ended = False
+        self._ending = False
         self.recorder.write(
             "proc", what="started", name=self.name, pid=self.pid, inc=self.incarnation
         )
@@ -106,6 +108,7 @@ class Child:
 
     async def kill9(self) -> None:
         """``kill -9`` and wait until it is gone (the recorded end is after its death)."""
+        self._ending = True
         self._signal(signal.SIGKILL)
         await self._wait(30.0)
         self.stopped = False
@@ -132,6 +135,7 @@ class Child:
         if not self.alive():
             self.crashed()
             return
+        self._ending = True
         self.sigcont()
         self._signal(signal.SIGTERM)
         if await self._wait(timeout):
@@ -141,7 +145,7 @@ class Child:
 
     def crashed(self) -> bool:
         """True (and recorded once) when the process ended without the controller ending it."""
-        if self.popen is None or self._ended or self.alive():
+        if self.popen is None or self._ended or self._ending or self.alive():
             return False
         self._end("crashed")
         return True
@@ -149,6 +153,7 @@ class Child:
     def cleanup(self) -> None:
         """Last resort: whatever is left is killed (synchronously)."""
         if self.alive():
+            self._ending = True
             self._signal(signal.SIGCONT)
             self._signal(signal.SIGKILL)
             assert self.popen is not None

@@ -51,7 +51,8 @@ DEFAULT_RATE = 30.0
 
 def reproduce_command(args: argparse.Namespace) -> str:
     rate = "" if args.rate == DEFAULT_RATE else f" --rate {args.rate:g}"
-    return f"nox -s chaos -- --minutes {args.minutes:g} --seed {args.seed}{rate}"
+    code = "" if args.code is None else f" --code {args.code}"
+    return f"nox -s chaos -- --minutes {args.minutes:g} --seed {args.seed}{rate}{code}"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -74,6 +75,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="WORKDIR",
         help="run no soak: check the history and snapshot a run left there",
     )
+    parser.add_argument(
+        "--code",
+        default=None,
+        metavar="REV",
+        help="test the runtime of this git commit (default: the working tree as it is at the "
+        "start); either way it is copied first, so edits during the run do not reach it",
+    )
+    parser.add_argument("--code-description", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--remove-workdir", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.seed is None:
         args.seed = int.from_bytes(os.urandom(4), "big") % 1_000_000
@@ -323,7 +333,8 @@ class Soak:
 def summary(report: Report, args: argparse.Namespace, run_dir: Path) -> str:
     lines = [
         f"chaos soak: seed {args.seed}, {args.minutes:g} min, rate {args.rate:g} jobs/s, "
-        f"{len(config.WORKERS)} workers, lease {config.LEASE_S:g} s"
+        f"{len(config.WORKERS)} workers, lease {config.LEASE_S:g} s",
+        f"code under test: {args.code_description or 'as installed'}",
     ]
     for key, value in report.figures.items():
         lines.append(f"  {key}: {value}")
@@ -403,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
     if code == 0:
         print(f"PASS (seed {args.seed})", flush=True)
-        if args.workdir is None and not args.keep:
+        if (args.workdir is None or args.remove_workdir) and not args.keep:
             shutil.rmtree(run_dir, ignore_errors=True)
     else:
         print(
@@ -412,3 +423,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
