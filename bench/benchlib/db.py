@@ -121,7 +121,8 @@ def vacuum(dsn: str) -> None:
 def server_facts(dsn: str) -> dict[str, str]:
     with _admin(dsn) as conn:
         facts = {"version": str(conn.execute("SHOW server_version").fetchone()[0])}  # type: ignore[index]
-        for setting in ("synchronous_commit", "fsync", "shared_buffers", "max_connections"):
+        for setting in ("synchronous_commit", "fsync", "shared_buffers", "max_connections",
+                        "autovacuum", "autovacuum_naptime"):  # fmt: skip
             row = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(setting))).fetchone()
             facts[setting] = str(row[0]) if row else "?"
     params = conninfo_to_dict(dsn)

@@ -39,9 +39,17 @@ def _us(value: float) -> str:
 
 def _meta_line(part: dict[str, Any]) -> str:
     rounds = f", {part['rounds']} rounds interleaved" if part.get("rounds", 1) > 1 else ""
+    pg = part["postgres"]
+    server = (
+        f"PostgreSQL at {pg['host']} with autovacuum {pg['autovacuum']} (naptime "
+        f"{pg['autovacuum_naptime']})"
+        if "autovacuum" in pg
+        else f"PostgreSQL at {pg['host']}"
+    )
     return (
         f"Measured {part['finished_utc']} with `{part['command']}` at commit {part['commit']} "
-        f"(runtime/ tree {part['runtime_tree']}), in {part['duration_s']:,.0f} s{rounds}."
+        f"(runtime/ tree {part['runtime_tree']}), in {part['duration_s']:,.0f} s{rounds}, on "
+        f"{server}."
     )
 
 
