@@ -45,6 +45,7 @@ from benchlib.scale import PARTS, ScaleOptions, run_scale  # noqa: E402
 from benchlib.stats import METRICS, summarize  # noqa: E402
 from benchlib.systems import System, systems_by_name  # noqa: E402
 from benchlib.targets import check_targets  # noqa: E402
+from benchlib.variants import VARIANTS  # noqa: E402
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -121,6 +122,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=60.0,
         help="seconds finished jobs are kept (default 60)",
+    )
+    s.add_argument(
+        "--sustained-variant",
+        choices=VARIANTS,
+        help="an experimental change of the job table (benchlib/variants.py)",
     )
     s.add_argument(
         "--scale-sample",
@@ -245,6 +251,7 @@ def _scale(args: argparse.Namespace, argv: list[str] | None) -> int:
             sustained_rate=args.sustained_rate, sustained_retention_s=args.sustained_retention,
             sample_s=args.scale_sample, rounds=args.scale_rounds,
             previous=json.loads(previous.read_text())["parts"] if previous.exists() else {},
+            variant=args.sustained_variant,
         )  # fmt: skip
         parts = run_scale(opts)
         meta = {

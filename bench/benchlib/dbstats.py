@@ -29,42 +29,52 @@ MB = 1024 * 1024
 
 def table_state(dsn: str, *, counts: bool = True) -> dict[str, Any]:
     """Sizes (MiB) of the job table, its TOAST and each index; pg_stat_user_tables counters;
-    and, with `counts`, jobs by state (a full scan: seconds at millions of rows)."""
+    and, with `counts`, jobs by state (a full scan: seconds at millions of rows). A partitioned
+    job table is summed over its partitions (and each partition is listed under `parts`)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT pg_relation_size(c.oid), pg_total_relation_size(c.oid),"
+        rows = conn.execute(
+            "SELECT c.relname, pg_relation_size(c.oid), pg_total_relation_size(c.oid),"
             " pg_indexes_size(c.oid), s.n_live_tup, s.n_dead_tup, s.n_tup_ins, s.n_tup_upd,"
             " s.n_tup_hot_upd, s.n_tup_del, s.autovacuum_count, s.autoanalyze_count,"
-            " s.vacuum_count, pg_database_size(current_database())"
-            " FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid"
-            " WHERE c.oid = %s::regclass",
+            " s.vacuum_count FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid"
+            " WHERE c.oid IN (SELECT relid FROM pg_partition_tree(%s::regclass) WHERE isleaf)"
+            " ORDER BY c.relname",
             (f"{SCHEMA}.job",),
-        ).fetchone()
-        assert row is not None
-        heap, total, indexes = row[0], row[1], row[2]
+        ).fetchall()
+        size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+        assert rows and size is not None
+        total = [sum(r[k] for r in rows) for k in range(1, 13)]
+        heap, whole, indexes = total[0], total[1], total[2]
         state: dict[str, Any] = {
             "heap_mb": heap / MB,
             "indexes_mb": indexes / MB,
-            "toast_mb": (total - heap - indexes) / MB,
-            "database_mb": row[12] / MB,
-            "live_tuples": row[3],
-            "dead_tuples": row[4],
-            "inserted": row[5],
-            "updated": row[6],
-            "hot_updated": row[7],
-            "deleted": row[8],
-            "autovacuums": row[9],
-            "autoanalyzes": row[10],
-            "vacuums": row[11],
+            "toast_mb": (whole - heap - indexes) / MB,
+            "database_mb": size[0] / MB,
+            "live_tuples": total[3],
+            "dead_tuples": total[4],
+            "inserted": total[5],
+            "updated": total[6],
+            "hot_updated": total[7],
+            "deleted": total[8],
+            "autovacuums": total[9],
+            "autoanalyzes": total[10],
+            "vacuums": total[11],
             "index_mb": {
                 name: size / MB
                 for name, size in conn.execute(
                     "SELECT indexrelname, pg_relation_size(indexrelid) FROM pg_stat_user_indexes"
-                    " WHERE relid = %s::regclass ORDER BY indexrelname",
+                    " WHERE relid IN (SELECT relid FROM pg_partition_tree(%s::regclass)"
+                    " WHERE isleaf) ORDER BY indexrelname",
                     (f"{SCHEMA}.job",),
                 )
             },
         }
+        if len(rows) > 1:
+            state["parts"] = {
+                r[0]: {"heap_mb": r[1] / MB, "indexes_mb": r[3] / MB, "live_tuples": r[4],
+                       "dead_tuples": r[5], "autovacuums": r[10]}
+                for r in rows
+            }  # fmt: skip
         if counts:
             state["jobs"] = {
                 s: n
@@ -108,9 +118,12 @@ def counters(dsn: str) -> dict[str, int]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(
             "SELECT d.blks_read, d.blks_hit, d.xact_commit, d.tup_inserted, d.tup_updated,"
-            " d.tup_deleted, d.temp_bytes, s.autovacuum_count, s.autoanalyze_count"
+            " d.tup_deleted, d.temp_bytes, sum(s.autovacuum_count), sum(s.autoanalyze_count)"
             " FROM pg_stat_database d, pg_stat_user_tables s"
-            " WHERE d.datname = current_database() AND s.relid = %s::regclass",
+            " WHERE d.datname = current_database() AND s.relid IN"
+            " (SELECT relid FROM pg_partition_tree(%s::regclass) WHERE isleaf)"
+            " GROUP BY d.blks_read, d.blks_hit, d.xact_commit, d.tup_inserted, d.tup_updated,"
+            " d.tup_deleted, d.temp_bytes",
             (f"{SCHEMA}.job",),
         ).fetchone()
     assert row is not None

@@ -43,6 +43,7 @@ from .envs import Env
 from .procs import Controlled, go_all, stop_all
 from .runner import FLOOR_BATCH, StepError, log, run_driver
 from .systems import GeneratedSdk
+from .variants import apply_variant
 
 __all__ = ["PARTS", "ScaleOptions", "run_scale"]
 
@@ -77,6 +78,8 @@ class ScaleOptions:
     rounds: int = 3
     #: Parts of an earlier run (scale.json), for the sustained rate when the curves do not run.
     previous: dict[str, Any] = field(default_factory=dict)
+    #: An experimental change of the job table for the sustained run (benchlib/variants.py).
+    variant: str | None = None
 
 
 class _Run:
@@ -333,6 +336,8 @@ def _sustained(run: _Run, done: dict[str, Any]) -> dict[str, Any]:
     samples: list[dict[str, Any]] = []
     with run.database() as (dsn, dbname):
         run.setup(dsn, retention_s=o.sustained_retention_s)
+        if o.variant:
+            apply_variant(dsn, o.variant)
         worker_cmd = DRIVER.command(run.env, run.spec(
             dsn, "serve", system="queues", concurrency=o.concurrency, latency=True))  # fmt: skip
         producer_cmd = DRIVER.command(run.env, run.spec(dsn, "produce", rate=rate))
@@ -371,6 +376,7 @@ def _sustained(run: _Run, done: dict[str, Any]) -> dict[str, Any]:
                 p.kill()
         handled = worker_result["handled"]
     return {
+        "variant": o.variant,
         "rate_target": rate,
         "rate_basis": basis,
         "minutes": o.sustained_minutes,
@@ -397,7 +403,8 @@ def _sample_line(s: dict[str, Any]) -> str:
 
 
 def run_scale(opts: ScaleOptions) -> dict[str, Any]:
-    """Run the chosen parts; {part: result}."""
+    """Run the chosen parts; {part: result} (the sustained run of a variant is the part
+    `sustained-<variant>`)."""
     unknown = [p for p in opts.parts if p not in PARTS]
     if unknown:
         raise SystemExit(f"unknown scale part(s) {unknown}; choose from {list(PARTS)}")
@@ -414,6 +421,7 @@ def run_scale(opts: ScaleOptions) -> dict[str, Any]:
         elif part == "processes":
             done[part] = _processes(run)
         else:
+            part = f"sustained-{opts.variant}" if opts.variant else part
             done[part] = _sustained(run, done)
         done[part]["duration_s"] = round(time.perf_counter() - t, 1)
     return done

@@ -30,6 +30,9 @@ def write_scale_chart(path: Path, doc: dict[str, Any]) -> None:
         _by(c, parts["processes"]["rows"], "processes", "worker processes", enqueue=False)
     if "sustained" in parts:
         _sustained(d, e, f, parts["sustained"])
+    for name in sorted(parts):
+        if name.startswith("sustained-"):
+            _variant(d, e, f, parts[name])
     for ax in axes.flat:
         ax.grid(alpha=0.3)
         if not ax.has_data():
@@ -112,3 +115,16 @@ def _sustained(d: Any, e: Any, f: Any, part: dict[str, Any]) -> None:
     claim.set_ylabel("claim execution, ms")
     claim.set_ylim(bottom=0)
     claim.legend(fontsize=8, loc="upper right")
+
+
+def _variant(d: Any, e: Any, f: Any, part: dict[str, Any]) -> None:
+    """An experiment's sustained run, dashed over the product's (benchlib/variants.py)."""
+    samples = part["samples"]
+    minutes = [s["t_s"] / 60 for s in samples]
+    tag = part["variant"]
+    d.plot(minutes, [s["table"]["heap_mb"] for s in samples], "--", label=f"heap ({tag})")
+    e.plot(minutes, [s["table"]["dead_tuples"] for s in samples], "--", label=f"dead ({tag})")
+    f.plot(minutes, [s["latency"].get("p50_ms", 0) for s in samples], "--",
+           label=f"p50 ({tag})")  # fmt: skip
+    for ax in (d, e, f):
+        ax.legend(fontsize=8, loc="upper left")

@@ -146,8 +146,10 @@ def checks(doc: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
                     f" ({sender} sends)" if phase == "enqueue" else ""
                 )
                 out.append((what, f"{ratio:.2f}x{spread}", ratio >= BACKLOG_GOAL))
-    sustained = doc["parts"].get("sustained")
-    if sustained:
+    for name, sustained in doc["parts"].items():
+        if not name.startswith("sustained"):
+            continue
+        label = "sustained" if name == "sustained" else f"sustained ({name[10:]}, experiment)"
         samples = sustained["samples"]
         flat = [
             ("job table + indexes + TOAST, MiB", lambda s: _total_mb(s["table"]), SIZE_FLAT),
@@ -158,11 +160,11 @@ def checks(doc: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         for what, value, limit in flat:
             q = _quarters(samples, value)
             if q is None:
-                out.append((f"sustained: {what} flat", "too few samples", None))
+                out.append((f"{label}: {what} flat", "too few samples", None))
                 continue
             ratio = q[1] / q[0] if q[0] else float("inf")
             out.append((
-                f"sustained: {what}, last quarter <= {limit}x second quarter",
+                f"{label}: {what}, last quarter <= {limit}x second quarter",
                 f"{q[0]:,.2f} -> {q[1]:,.2f} ({ratio:.2f}x)", ratio <= limit,
             ))  # fmt: skip
     return out
@@ -291,11 +293,23 @@ def _processes_md(part: dict[str, Any]) -> list[str]:
     return lines + _diagnosis_md(points(part["rows"], "processes"), "processes")
 
 
+def _variant_note(variant: str | None) -> list[str]:
+    if not variant:
+        return []
+    return [
+        f"The job table was changed after the migrations by the variant `{variant}` of "
+        "bench/benchlib/variants.py (an experiment, not the product).",
+        "",
+    ]
+
+
 def _sustained_md(part: dict[str, Any]) -> list[str]:
+    variant = part.get("variant")
     lines = [
-        "## Sustained",
+        f"## Sustained, experiment: `{variant}`" if variant else "## Sustained",
         "",
         _meta_line(part),
+        *_variant_note(variant),
         f"One producer process (`enqueue_tick_many` every 0.1 s) at {part['rate_target']:,.0f} "
         f"jobs/s ({part['rate_basis']}) and one worker process (concurrency "
         f"{part['concurrency']}) for {part['minutes']:g} minutes; queue retention "
@@ -353,6 +367,9 @@ def write_markdown(path: Path, doc: dict[str, Any]) -> str:
                          ("processes", _processes_md), ("sustained", _sustained_md)):  # fmt: skip
         if name in parts:
             lines += ["", *render(parts[name])]
+    for name in sorted(parts):
+        if name.startswith("sustained-"):
+            lines += ["", *_sustained_md(parts[name])]
     text = "\n".join(lines) + "\n"
     path.write_text(text, encoding="utf-8")
     return text
