@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from .runner import RESULT_PREFIX, StepError
@@ -25,14 +26,18 @@ __all__ = ["Controlled", "go_all", "stop_all"]
 class Controlled:
     """One controlled driver process."""
 
-    def __init__(self, name: str, cmd: list[str]) -> None:
+    def __init__(self, name: str, cmd: list[str], stderr: Path | None = None) -> None:
         self.name = name
         self.progress = 0
         self.result: dict[str, Any] | None = None
         self._ready = threading.Event()
         self._done = threading.Event()
         self._samples: queue.Queue[dict[str, Any]] = queue.Queue()
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the process)
+        # stderr goes to `stderr` when given (kept for reading after the run), else to a
+        # temporary file read only for an error's tail
+        self._stderr = (
+            stderr.open("w+b") if stderr is not None else tempfile.TemporaryFile()  # noqa: SIM115
+        )
         self._proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
             bufsize=1,

@@ -341,8 +341,11 @@ def _sustained(run: _Run, done: dict[str, Any]) -> dict[str, Any]:
         worker_cmd = DRIVER.command(run.env, run.spec(
             dsn, "serve", system="queues", concurrency=o.concurrency, latency=True))  # fmt: skip
         producer_cmd = DRIVER.command(run.env, run.spec(dsn, "produce", rate=rate))
-        worker = Controlled("sustained worker", worker_cmd)
-        producer = Controlled("sustained producer", producer_cmd)
+        logs = o.cache / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        tag = f"sustained-{o.variant}" if o.variant else "sustained"
+        worker = Controlled("sustained worker", worker_cmd, logs / f"{tag}-worker.log")
+        producer = Controlled("sustained producer", producer_cmd, logs / f"{tag}-producer.log")
         procs = [worker, producer]
         try:
             with BackendCpu(dbname, interval=0.5) as server:
