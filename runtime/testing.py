@@ -44,6 +44,7 @@ from .db import SyncStore
 from .db.rows import JobDataRow
 from .jobs import JobId, JobState
 from .policy import QueueSpec
+from .typed import event_model
 from .worker import Worker
 
 try:
@@ -283,10 +284,11 @@ async def enqueued(
     model: type[BaseModel] | None = None,
 ) -> list[Any]:
     """The payloads of the jobs sent to ``queue`` (only those of ``event`` when given), oldest
-    first, whatever their state: instances of ``model`` (the event's generated payload model)
-    when it is given, else as stored (JSON values)."""
+    first, whatever their state: instances of ``model`` when it is given, else, with ``event``,
+    of that event's generated payload model (known once its generated package is imported),
+    else as stored (JSON values)."""
     name = queue.name if isinstance(queue, QueueSpec) else queue
-    return _payloads(await boss.jobs_of(name, event=event), name, model)
+    return _payloads(await boss.jobs_of(name, event=event), name, _model_of(event, model))
 
 
 @overload
@@ -310,7 +312,13 @@ def enqueued_sync(
 ) -> list[Any]:
     """``enqueued`` for a ``SyncBoss``."""
     name = queue.name if isinstance(queue, QueueSpec) else queue
-    return _payloads(boss.jobs_of(name, event=event), name, model)
+    return _payloads(boss.jobs_of(name, event=event), name, _model_of(event, model))
+
+
+def _model_of(event: str | None, model: type[BaseModel] | None) -> type[BaseModel] | None:
+    if model is not None or event is None:
+        return model
+    return event_model(event)
 
 
 def _payloads(rows: list[JobDataRow], queue: str, model: type[BaseModel] | None) -> list[Any]:

@@ -216,6 +216,21 @@ class Route:
     method: str
     entity_field: str | None = None
 
+    def __post_init__(self) -> None:
+        _EVENT_MODELS.setdefault(self.event, set()).add(self.model)
+
+
+#: Event name -> the payload models that routes declared for it (filled as generated packages
+#: are imported; an event name used by two domains with different models has two).
+_EVENT_MODELS: dict[str, set[type[BaseModel]]] = {}
+
+
+def event_model(event: str) -> type[BaseModel] | None:
+    """The payload model of ``event`` from the generated packages imported so far; None when
+    none declares it or two declare it with different models."""
+    models = _EVENT_MODELS.get(event, set())
+    return next(iter(models)) if len(models) == 1 else None
+
 
 def build_worker(
     boss: Boss,

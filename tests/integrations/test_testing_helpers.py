@@ -203,3 +203,14 @@ def test_the_sync_fixture_and_enqueued_sync(queues_sync_boss: SyncBoss) -> None:
     enqueue_email_requested_sync(queues_sync_boss, sent)
     assert enqueued_sync(queues_sync_boss, queue=EMAIL, model=EmailRequested) == [sent]
     assert enqueued_sync(queues_sync_boss, queue=EMAIL, event="other") == []
+
+
+async def test_enqueued_finds_the_event_model_of_the_generated_package(
+    queues_boss: Boss,
+) -> None:
+    # With event= and no model=, the payloads come back as the model the generated package
+    # declares for that event (its route tables register it when the package is imported).
+    sent = email(to="typed@example.com")
+    await enqueue_email_requested(queues_boss, sent)
+    [found] = await enqueued(queues_boss, queue=EMAIL, event="email-requested")
+    assert isinstance(found, EmailRequested) and found == sent
