@@ -3,7 +3,8 @@ activity, as the dashboard shows them.
 
 Every count reads at most ``cap`` entries of the partial index that holds its state; a count
 that reaches the cap is replaced by an estimate from the statistics ANALYZE keeps on
-(queue, state), or shown as "at least". The activity reads the jobs of the last hour only.
+(queue, state), or shown as "at least". The activity reads the minutes maintenance has rolled
+up (``job_minute``, migration 0008) and, from the job table, only the jobs finished since.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ class QueueActivity:
     failed: list[int]
     #: The age, in seconds, of the oldest job waiting at the end of each minute (0: none).
     oldest_wait: list[float]
-    #: True when more jobs finished in the hour than were read: the early minutes undercount.
+    #: True when more jobs finished since the last roll-up than were read: the early minutes
+    #: undercount.
     partial: bool = False
 
     @property

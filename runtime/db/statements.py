@@ -544,3 +544,9 @@ class Statements:
 
     def schedule_skip(self, name: str, slot: datetime) -> Statement:
         return self._custom("schedule_skip", {"name": name, "slot": slot})
+
+    # -- dashboard activity roll-up --
+
+    def job_minute_rollup(self) -> Statement:
+        """Adds the minutes that ended since the mark to the dashboard's per-minute figures."""
+        return self._custom("job_minute_rollup")

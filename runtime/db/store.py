@@ -511,3 +511,12 @@ class Store:
     async def schedule_skip(self, conn: AsyncConn, name: str, slot: datetime) -> bool:
         """Mark a schedule's slots up to ``slot`` done without firing them."""
         return bool(await self._rows(conn, self.sql.schedule_skip(name, slot)))
+
+    # -- dashboard activity roll-up --
+
+    async def job_minute_rollup(self, conn: AsyncConn) -> tuple[int, int, datetime | None]:
+        """Add the minutes that ended since the mark to the dashboard's per-minute figures
+        (run under the maintenance lock): (rows written, rows pruned, the new mark or None
+        when no minute had ended)."""
+        [(written, pruned, mark)] = await self._rows(conn, self.sql.job_minute_rollup())
+        return int(written), int(pruned), mark

@@ -10,6 +10,8 @@ the one that gets it (a killed holder's lock dies with its connection) does the 
 * max_wait: queued jobs (created or retry) of a queue with a ``max_wait`` that have been due for
   longer than it fail at once, without retry, and are dead-lettered like any final failure
   (``WaitExpired``), in bounded batches like retention.
+* activity roll-up: the figures of each minute that ended (jobs finished, the earliest due
+  time of the jobs that stopped waiting) are added to ``job_minute`` for the dashboard.
 * retention: finished jobs older than their queue's ``retention`` are deleted in bounded batches
   (each its own short transaction under a statement timeout) until done or out of time.
 
@@ -147,6 +149,8 @@ class Maintenance:
                     break
             if not await self._expire_waiting(conn, result, deadline):
                 return result
+            if not await self._roll_minutes(conn):
+                return result
             queues = await self._store.queue_list(conn)
             self._on_queues(queues)  # keeps this process's queue cache fresh too
             archives = await self._archives(conn)
@@ -188,6 +192,17 @@ class Maintenance:
                 result.expired += len(waiting)
                 if len(waiting) < self._batch:
                     break
+        return True
+
+    # -- dashboard activity roll-up --
+
+    async def _roll_minutes(self, conn: AsyncConn) -> bool:
+        """Add the minutes that ended since the last round to the dashboard's per-minute
+        figures; False when the maintenance lock went to another process."""
+        async with conn.transaction():
+            if not await self._store.maintenance_lock(conn):
+                return False
+            await self._store.job_minute_rollup(conn)
         return True
 
     # -- archive --

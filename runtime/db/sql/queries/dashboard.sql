@@ -88,25 +88,31 @@ WHERE s.statistics_schemaname = %(schema)s AND s.statistics_name = 'job_queue_st
   AND NOT s.inherited;
 
 -- name: job_activity_minutes
--- The last hour of each queue, by minute (the database's clock, minutes counted from since),
--- from the jobs that finished or started since then, in one pass: kind 'done' rows count the
--- jobs completed and those failed or cancelled in the minute they finished; kind 'left' rows
--- give the earliest due time (start_after) among the jobs that stopped waiting in that minute
--- (they started, or were cancelled or failed while queued); a 'seen' row per queue counts the
--- finished jobs read, so that the caller knows when it hit the cap. Finished jobs are read
--- newest first through job_finished, at most cap per queue, and running ones through
--- job_active: the cost grows with the jobs of that hour, not with the table. date_bin, unlike
+-- The last hour of each queue, by minute (the database's clock, minutes counted from since):
+-- the minutes maintenance has rolled up (job_minute, before the mark of job_minute_mark) as
+-- they are kept, and the rest from the jobs that finished or started since the mark (or since
+-- since, before any roll-up), in one pass: kind 'done' rows count the jobs completed and those
+-- failed or cancelled in the minute they finished; kind 'left' rows give the earliest due time
+-- (start_after) among the jobs that stopped waiting in that minute (they started, or were
+-- cancelled or failed while queued); a 'seen' row per queue counts the finished jobs read from
+-- the job table, so that the caller knows when it hit the cap. Finished jobs are read newest
+-- first through job_finished, at most cap per queue, and running ones through job_active: the
+-- cost grows with the jobs finished since the mark, not with the table. date_bin, unlike
 -- date_trunc, does no time zone arithmetic per row.
-WITH recent AS (
+WITH mark AS (
+    SELECT greatest(%(since)s::timestamptz,
+                    (SELECT m.upto FROM {schema}.job_minute_mark AS m)) AS upto
+), recent AS (
     SELECT r.queue, r.ok, r.done_at, r.left_at, r.start_after
     FROM {schema}.queue AS q
+    CROSS JOIN mark
     CROSS JOIN LATERAL (
         SELECT j.queue, j.state = 'completed' AS ok,
                date_bin('1 minute', j.completed_on, %(since)s) AS done_at,
                date_bin('1 minute', coalesce(j.started_on, j.completed_on), %(since)s) AS left_at,
                j.start_after
         FROM {schema}.job AS j
-        WHERE j.queue = q.name AND j.state > 'active' AND j.completed_on >= %(since)s
+        WHERE j.queue = q.name AND j.state > 'active' AND j.completed_on >= mark.upto
         ORDER BY j.completed_on DESC
         LIMIT %(cap)s
     ) AS r
@@ -124,7 +130,80 @@ SELECT queue,
        count(*) FILTER (WHERE NOT ok)::bigint,
        CASE GROUPING(done_at, left_at) WHEN 2 THEN min(start_after) END
 FROM recent
-GROUP BY GROUPING SETS ((queue, done_at), (queue, left_at), (queue));
+GROUP BY GROUPING SETS ((queue, done_at), (queue, left_at), (queue))
+UNION ALL
+SELECT k.queue, 'done', k.minute, k.completed, k.failed, NULL
+FROM {schema}.job_minute AS k
+WHERE k.minute >= %(since)s AND (%(queue)s::text IS NULL OR k.queue = %(queue)s::text)
+UNION ALL
+SELECT k.queue, 'left', k.minute, NULL, NULL, k.earliest_left
+FROM {schema}.job_minute AS k
+WHERE k.minute >= %(since)s AND k.earliest_left IS NOT NULL
+  AND (%(queue)s::text IS NULL OR k.queue = %(queue)s::text);
+
+-- name: job_minute_rollup
+-- Run by maintenance under its lock: adds to job_minute the figures of the jobs that finished
+-- from the mark (at most an hour back) to the start of the minute that was current 30 seconds
+-- ago (a completion committed a little after its timestamp is still counted), and moves the
+-- mark there; rows older than two hours are dropped. Finished jobs are read through
+-- job_finished, per queue. A job's 'left' figure goes to the minute it stopped waiting, which
+-- can be before the mark (it started earlier and finished since): the earliest due time is
+-- merged with least(). Returns the rows written and the new mark.
+WITH bounds AS (
+    SELECT greatest(
+               (SELECT m.upto FROM {schema}.job_minute_mark AS m),
+               date_bin('1 minute', now() - interval '1 hour', timestamptz '2000-01-01')
+           ) AS lo,
+           date_bin('1 minute', now() - interval '30 seconds', timestamptz '2000-01-01') AS hi
+), done AS (
+    SELECT r.*
+    FROM {schema}.queue AS q
+    CROSS JOIN bounds AS b
+    CROSS JOIN LATERAL (
+        SELECT j.queue, j.state = 'completed' AS ok,
+               date_bin('1 minute', j.completed_on, b.hi) AS done_at,
+               date_bin('1 minute', coalesce(j.started_on, j.completed_on), b.hi) AS left_at,
+               j.start_after
+        FROM {schema}.job AS j
+        WHERE j.queue = q.name AND j.state > 'active'
+          AND j.completed_on >= b.lo AND j.completed_on < b.hi
+    ) AS r
+), figures AS (
+    SELECT d.queue, d.done_at AS minute, count(*) FILTER (WHERE d.ok) AS completed,
+           count(*) FILTER (WHERE NOT d.ok) AS failed, NULL::timestamptz AS earliest
+    FROM done AS d
+    GROUP BY d.queue, d.done_at
+    UNION ALL
+    SELECT d.queue, d.left_at, 0, 0, min(d.start_after)
+    FROM done AS d, bounds AS b
+    WHERE d.left_at >= b.hi - interval '2 hours'
+    GROUP BY d.queue, d.left_at
+), merged AS (
+    SELECT f.queue, f.minute, sum(f.completed)::bigint AS completed,
+           sum(f.failed)::bigint AS failed, min(f.earliest) AS earliest
+    FROM figures AS f
+    GROUP BY f.queue, f.minute
+), written AS (
+    INSERT INTO {schema}.job_minute AS t (queue, minute, completed, failed, earliest_left)
+    SELECT m.queue, m.minute, m.completed, m.failed, m.earliest FROM merged AS m
+    ON CONFLICT (queue, minute) DO UPDATE
+    SET completed = t.completed + excluded.completed,
+        failed = t.failed + excluded.failed,
+        earliest_left = least(t.earliest_left, excluded.earliest_left)
+    RETURNING 1
+), pruned AS (
+    DELETE FROM {schema}.job_minute AS t
+    USING bounds AS b
+    WHERE t.minute < b.hi - interval '2 hours'
+    RETURNING 1
+), marked AS (
+    INSERT INTO {schema}.job_minute_mark (one, upto)
+    SELECT true, b.hi FROM bounds AS b WHERE b.lo IS NULL OR b.hi > b.lo
+    ON CONFLICT (one) DO UPDATE SET upto = excluded.upto
+    RETURNING upto
+)
+SELECT (SELECT count(*) FROM written)::bigint, (SELECT count(*) FROM pruned)::bigint,
+       (SELECT max(upto) FROM marked);
 
 -- name: dashboard_clock
 -- The database's time: the hour the activity covers is the database's, not the server's.
