@@ -5,7 +5,8 @@
 Fills a schema of its own (``dashboard_bench``, recreated) with jobs of every state in ten
 queues and their dead-letter queues by COPY, runs ANALYZE (as autovacuum would), serves the
 dashboard in process (httpx's ASGI transport: the application, its SQL and its templates, no
-socket) and times every page: first just after the load (ANALYZE only, no page all-visible yet),
+socket) and times every page, after rolling up the last hour's minutes as maintenance does
+(job_minute, migration 0008): first just after the load (ANALYZE only, no page all-visible yet),
 then after VACUUM (the steady state autovacuum keeps). It also prints the plan of each
 dashboard statement and fails when one reads the job table by a sequential scan. Nothing here
 is asserted as a speed: the figures go to bench/PROFILE.md.
@@ -161,6 +162,17 @@ async def fill(dsn: str, total: int) -> None:
     print(f"loaded {total:,} jobs by COPY in {loaded:.1f} s, then ANALYZE")
 
 
+async def roll_up(dsn: str) -> None:
+    """What maintenance does every interval: the minutes that ended go to job_minute."""
+    from typed_queues.runtime.db import Store
+
+    started = time.perf_counter()
+    async with await psycopg.AsyncConnection.connect(dsn) as conn, conn.transaction():
+        written, _, mark = await Store(SCHEMA).job_minute_rollup(conn)
+    took = (time.perf_counter() - started) * 1000
+    print(f"rolled up the hour (as maintenance does): {written} rows up to {mark}, {took:.0f} ms")
+
+
 def _explain_checks(dsn: str) -> list[str]:
     """The plan of every dashboard statement; the names of those that scan the job table."""
     from typed_queues.runtime.db.statements import Statements
@@ -173,6 +185,8 @@ def _explain_checks(dsn: str) -> list[str]:
         "job_active_by_queue": s.job_active_by_queue(1000),
         "queue_state_estimates": s.queue_state_estimates(),
         "job_activity_minutes": s.job_activity_minutes(None, since, 100_000),
+        "job_minute_rollup (maintenance)": s.job_minute_rollup(),
+        "job_search_event": s.job_search_event("rare-event", QUEUES[3], None, None, 20_000, 51),
     }
     scans = []
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -266,6 +280,7 @@ async def main() -> int:
     if not args.dsn:
         parser.error("pass --dsn or set QUEUES_DSN / QUEUES_TEST_DSN")
     await fill(args.dsn, args.jobs)
+    await roll_up(args.dsn)
     print("plans (EXPLAIN):")
     scans = _explain_checks(args.dsn)
     cold = await time_pages(args.dsn, args.rounds, "after load + ANALYZE")

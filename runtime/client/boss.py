@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from ..worker.observer import WorkerObserver
     from ..worker.scheduler import SchedulerRound
     from ..worker.worker import Worker
-    from .overview import QueueActivity, QueueOverview
+    from .overview import EventSearch, QueueActivity, QueueOverview
 
 __all__ = ["Boss", "EnqueuedJob", "QueueHandle"]
 
@@ -648,3 +648,30 @@ class Boss:
         """What a worker gives its jobs' contexts for ``job.transaction()``; ``hooks`` tell
         the worker around each completing transaction. Called by ``Worker``."""
         return self._transactions.for_worker(hooks)
+
+    # -- dashboard event search --
+
+    async def search_event(
+        self,
+        event: str,
+        *,
+        queue: str | None = None,
+        state: JobState | str | None = None,
+        after: JobId | str | None = None,
+        limit: int = 50,
+    ) -> EventSearch:
+        """The jobs of ``event`` (of ``queue`` and ``state`` when given) among the newest
+        ``overview.DEFAULT_SEARCH_SCAN`` jobs of the table (older than ``after``, a page's
+        ``next``), newest first, at most ``limit``. The event has no index, so the search reads
+        a bounded number of jobs; ``EventSearch.bounded`` tells when older jobs were not read.
+        ``list_jobs(event=...)`` reads whole state ranges instead."""
+        from .operations import parse_job_id, parse_state
+        from .overview import Overview
+
+        return await Overview(self._store, self._connections).search_event(
+            event,
+            queue=queue,
+            state=None if state is None else parse_state(state),
+            after=None if after is None else parse_job_id(after),
+            limit=limit,
+        )

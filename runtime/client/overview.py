@@ -18,12 +18,14 @@ from ..db import AsyncConn, Store
 from ..db.identifiers import validate_queue_name
 from ..db.rows import ActivityRow, QueueCountsRow
 from ..errors import ValidationError
-from ..jobs import JobState
+from ..job_views import JobSummary
+from ..jobs import JobId, JobState
 from .connections import ClientConnections
 
 __all__ = [
     "ACTIVITY_MINUTES",
     "Count",
+    "EventSearch",
     "Overview",
     "QueueActivity",
     "QueueOverview",
@@ -36,6 +38,8 @@ ACTIVITY_MINUTES: Final = 60
 DEFAULT_CAP: Final = 1000
 #: Most finished jobs read per queue for the activity of the last hour.
 DEFAULT_ACTIVITY_CAP: Final = 100_000
+#: Most jobs an event search reads (the newest first).
+DEFAULT_SEARCH_SCAN: Final = 20_000
 
 CountKind = Literal["exact", "estimate", "at_least"]
 
@@ -93,6 +97,20 @@ class QueueActivity:
     def finished(self) -> list[int]:
         """Jobs finished per minute, whatever their outcome."""
         return [done + bad for done, bad in zip(self.completed, self.failed, strict=True)]
+
+
+@dataclass(frozen=True, slots=True)
+class EventSearch:
+    """One page of an event search: the matching jobs, newest first, among the jobs read."""
+
+    jobs: list[JobSummary]
+    #: How many jobs were read (at most the search's bound).
+    read: int
+    #: The search stopped at its bound: older jobs were not read.
+    bounded: bool
+    #: Continue after this id for the next page: more matches were found than shown, or the
+    #: bound was hit and older jobs remain (None: the search is complete).
+    next: JobId | None
 
 
 class Overview:
@@ -158,6 +176,34 @@ class Overview:
                 oldest_due = await self._oldest_due(conn, queue)
         waiting = {name: due for name, due in oldest_due.items() if due is not None}
         return now, _activity(now, rows, waiting, cap)
+
+    async def search_event(
+        self,
+        event: str,
+        *,
+        queue: str | None = None,
+        state: JobState | None = None,
+        after: JobId | None = None,
+        limit: int = 50,
+        scan: int = DEFAULT_SEARCH_SCAN,
+    ) -> EventSearch:
+        """The jobs of ``event`` (of ``queue`` and ``state`` when given) among the newest
+        ``scan`` jobs of the table (older than ``after``, when given), newest first, at most
+        ``limit``. The event has no index: the bound keeps the search's cost fixed."""
+        scan = _cap(scan)
+        limit = _cap(limit)
+        if not isinstance(event, str) or not event:
+            raise ValidationError(f"event must be a non-empty string, got {event!r}")
+        if queue is not None:
+            validate_queue_name(queue)
+        async with self._connections.pool().connection() as conn:
+            jobs, read, oldest = await self._store.job_search_event(
+                conn, event, queue, None if state is None else state.value, after, scan, limit + 1
+            )
+        if len(jobs) > limit:
+            return EventSearch(jobs[:limit], read, read >= scan, jobs[limit - 1].id)
+        bounded = read >= scan
+        return EventSearch(jobs, read, bounded, oldest if bounded else None)
 
     async def _oldest_due(self, conn: AsyncConn, queue: str | None) -> dict[str, datetime | None]:
         # Only the oldest queued job's time is needed: the counts are read with a cap of 1.

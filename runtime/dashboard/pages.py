@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Final
 from starlette.responses import Response
 
 from ..client.operations import parse_job_id, parse_state
-from ..client.overview import QueueActivity, QueueOverview, activity_minutes
+from ..client.overview import (
+    DEFAULT_SEARCH_SCAN,
+    EventSearch,
+    QueueActivity,
+    QueueOverview,
+    activity_minutes,
+)
+from ..job_views import JobPage
 from ..jobs import Job, JobState
 from . import charts
 from .app import HttpError, Visit, redirect
@@ -125,15 +132,27 @@ class Pages:
         after = visit.param("after")
         if state is not None:
             state = parse_state(state).value
-        page = await self.d.boss.list_jobs(
-            queue=queue, state=state, event=event, limit=PAGE_SIZE, after=after
-        )
         filters = {"queue": queue or "", "state": state or "", "event": event or ""}
+        if event is not None:
+            # The event has no index: a bounded search of the newest jobs, not the list's
+            # whole state ranges.
+            found = await self.d.boss.search_event(
+                event, queue=queue, state=state, after=after, limit=PAGE_SIZE
+            )
+            page = JobPage(found.jobs, None if found.next is None else str(found.next))
+            searched: EventSearch | None = found
+        else:
+            page = await self.d.boss.list_jobs(
+                queue=queue, state=state, limit=PAGE_SIZE, after=after
+            )
+            searched = None
         return self.d.html(
             visit,
             "jobs.html",
             title="Jobs",
             page=page,
+            search=searched,
+            scan=DEFAULT_SEARCH_SCAN,
             filters=filters,
             first_page=after is None,
             query=_query(filters),

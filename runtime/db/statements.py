@@ -550,3 +550,25 @@ class Statements:
     def job_minute_rollup(self) -> Statement:
         """Adds the minutes that ended since the mark to the dashboard's per-minute figures."""
         return self._custom("job_minute_rollup")
+
+    def job_search_event(
+        self,
+        event: str,
+        queue: str | None,
+        state: str | None,
+        after: JobId | None,
+        scan: int,
+        limit: int,
+    ) -> Statement:
+        """The jobs of ``event`` among at most ``scan`` jobs, newest first from ``after``."""
+        return self._custom(
+            "job_search_event",
+            {
+                "event": event,
+                "queue": queue,
+                "state": state,
+                "after": after,
+                "scan": scan,
+                "limit": limit,
+            },
+        )

@@ -520,3 +520,22 @@ class Store:
         when no minute had ended)."""
         [(written, pruned, mark)] = await self._rows(conn, self.sql.job_minute_rollup())
         return int(written), int(pruned), mark
+
+    async def job_search_event(
+        self,
+        conn: AsyncConn,
+        event: str,
+        queue: str | None,
+        state: str | None,
+        after: JobId | None,
+        scan: int,
+        limit: int,
+    ) -> tuple[list[JobSummary], int, JobId | None]:
+        """The jobs of ``event`` (of ``queue`` and ``state`` when given) among at most ``scan``
+        jobs, newest first from before ``after``, at most ``limit``: (the jobs, how many jobs
+        were read, the oldest id read)."""
+        stmt = self.sql.job_search_event(event, queue, state, after, scan, limit)
+        rows = await self._read(conn, stmt)
+        jobs = [JobSummary.from_row(row[:14]) for row in rows if row[0] is not None]
+        read, oldest = rows[0][14], rows[0][15]
+        return jobs, int(read), None if oldest is None else JobId(oldest)

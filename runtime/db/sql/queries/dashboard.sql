@@ -212,3 +212,39 @@ SELECT now();
 -- name: schema_relation_exists
 -- Whether the schema has a table or view of this name (for pages whose table an upgrade adds).
 SELECT to_regclass(%(relation)s) IS NOT NULL;
+
+-- name: job_search_event
+-- The jobs of an event (and of a queue and a state, when given) among at most scan jobs, newest
+-- first by id (time-ordered ids), read backwards through the primary key from before the
+-- after id (NULL: the newest). The event has no index (every send would pay for one), so the
+-- search is bounded by the jobs it reads, not by the table. Matched jobs, at most limit, each
+-- with how many jobs were read and the oldest id read; a single row of NULL job columns when
+-- none matched.
+WITH scanned AS MATERIALIZED (
+    SELECT j.id, j.queue, j.state::text AS state, j.data ->> 'event' AS event, j.priority,
+           j.retry_count, j.created_on, j.start_after, j.started_on, j.completed_on,
+           CASE WHEN j.state IN ('retry', 'failed', 'cancelled')
+                THEN left(j.output -> 'error' ->> 'type', 200) END AS error_type,
+           CASE WHEN j.state IN ('retry', 'failed', 'cancelled')
+                THEN left(j.output -> 'error' ->> 'message', 500) END AS error_message,
+           j.dead_letter_id, j.dead_letter_of
+    FROM {schema}.job AS j
+    WHERE %(after)s::uuid IS NULL OR j.id < %(after)s::uuid
+    ORDER BY j.id DESC
+    LIMIT %(scan)s
+), matched AS (
+    SELECT s.*
+    FROM scanned AS s
+    WHERE s.event = %(event)s::text
+      AND (%(queue)s::text IS NULL OR s.queue = %(queue)s::text)
+      AND (%(state)s::text IS NULL OR s.state = %(state)s::text)
+    ORDER BY s.id DESC
+    LIMIT %(limit)s
+)
+SELECT m.id, m.queue, m.state, m.event, m.priority, m.retry_count, m.created_on,
+       m.start_after, m.started_on, m.completed_on, m.error_type, m.error_message,
+       m.dead_letter_id, m.dead_letter_of, t.read, t.oldest
+FROM (SELECT (SELECT count(*) FROM scanned)::bigint AS read,
+             (SELECT s.id FROM scanned AS s ORDER BY s.id LIMIT 1) AS oldest) AS t
+LEFT JOIN matched AS m ON true
+ORDER BY m.id DESC;
