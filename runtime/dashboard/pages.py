@@ -45,7 +45,8 @@ def actions_for(job: Job) -> list[str]:
 
 
 #: How long the last hour's activity is reused: its charts have a resolution of a minute, and
-#: reading it costs about a microsecond per job finished in the hour (see bench/PROFILE.md).
+#: reading it costs a read of the jobs finished since maintenance last rolled up the minutes
+#: (see bench/PROFILE.md).
 ACTIVITY_TTL: Final = 15.0
 
 

@@ -148,7 +148,9 @@ WHERE k.minute >= %(since)s AND k.earliest_left IS NOT NULL
 -- mark there; rows older than two hours are dropped. Finished jobs are read through
 -- job_finished, per queue. A job's 'left' figure goes to the minute it stopped waiting, which
 -- can be before the mark (it started earlier and finished since): the earliest due time is
--- merged with least(). Returns the rows written and the new mark.
+-- merged with least(). Each queue's range is ordered as job_finished is, so that the planner
+-- keeps it an index range (not a join of the whole table). Returns the rows written and
+-- pruned, and the new mark (NULL when no minute had ended).
 WITH bounds AS (
     SELECT greatest(
                (SELECT m.upto FROM {schema}.job_minute_mark AS m),
@@ -167,6 +169,7 @@ WITH bounds AS (
         FROM {schema}.job AS j
         WHERE j.queue = q.name AND j.state > 'active'
           AND j.completed_on >= b.lo AND j.completed_on < b.hi
+        ORDER BY j.completed_on
     ) AS r
 ), figures AS (
     SELECT d.queue, d.done_at AS minute, count(*) FILTER (WHERE d.ok) AS completed,
