@@ -5,6 +5,7 @@
     python bench/profile_queues.py explain    # claim plans and drain rates at 100k / 1M queued
     python bench/profile_queues.py wakeup     # the wake-up latency (e), hop by hop
     python bench/profile_queues.py typed      # the generated enqueue_*_many against the engine
+    python bench/profile_queues.py deadhead   # the claim against jobs claimed since the last vacuum
 
 Outputs go to bench/.cache/profile/ (py-spy raw stacks) and stdout; PROFILE.md is written from
 them by hand. py-spy is installed into its own virtualenv under bench/.cache.
@@ -194,9 +195,16 @@ def typed(args: argparse.Namespace) -> None:
         typed_breakdown(dsn, BENCH / ".cache", args.jobs, args.rounds)
 
 
+def deadhead(args: argparse.Namespace) -> None:
+    from benchlib.deadhead import dead_head
+
+    with db.fresh_database(args.dsn, "prof_deadhead") as dsn:
+        dead_head(dsn, args.queued, args.claimed)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("what", choices=["cpu", "pyspy", "explain", "wakeup", "typed"])
+    p.add_argument("what", choices=["cpu", "pyspy", "explain", "wakeup", "typed", "deadhead"])
     p.add_argument("--dsn", default=os.environ.get("QUEUES_TEST_DSN", DEFAULT_DSN))
     p.add_argument("--jobs", type=int, default=20_000)
     p.add_argument("--phases", nargs="+", default=list(PHASES), choices=list(PHASES))
@@ -206,10 +214,12 @@ def main() -> None:
     p.add_argument("--backlogs", nargs="+", type=int, default=[100_000, 1_000_000])
     p.add_argument("--drain-batches", type=int, default=2000)
     p.add_argument("--rounds", type=int, default=5, help="typed: interleaved rounds")
+    p.add_argument("--queued", type=int, default=1_200_000, help="deadhead: jobs queued")
+    p.add_argument("--claimed", type=int, default=1_000_000, help="deadhead: claimed, no vacuum")
     args = p.parse_args()
-    {"cpu": cpu, "pyspy": pyspy, "explain": explain, "wakeup": wakeup, "typed": typed}[args.what](
-        args
-    )
+    commands = {"cpu": cpu, "pyspy": pyspy, "explain": explain, "wakeup": wakeup, "typed": typed,
+                "deadhead": deadhead}  # fmt: skip
+    commands[args.what](args)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from .scale_report import points
 __all__ = ["write_scale_chart"]
 
 _STYLE = {"queues": "-o", "engine": "--s", "floor": ":^"}
+_VARIANT_COLORS = {"eager-autovacuum": "tab:green", "live-partition": "tab:red"}
 
 
 def write_scale_chart(path: Path, doc: dict[str, Any]) -> None:
@@ -37,7 +38,7 @@ def write_scale_chart(path: Path, doc: dict[str, Any]) -> None:
         ax.grid(alpha=0.3)
         if not ax.has_data():
             ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
 
 
@@ -88,26 +89,29 @@ def _sustained(d: Any, e: Any, f: Any, part: dict[str, Any]) -> None:
     samples = part["samples"]
     minutes = [s["t_s"] / 60 for s in samples]
     tables = [s["table"] for s in samples]
-    d.plot(minutes, [t["heap_mb"] for t in tables], label="job heap")
-    d.plot(minutes, [t["indexes_mb"] for t in tables], label="job indexes")
-    d.plot(minutes, [t["toast_mb"] for t in tables], label="job TOAST")
+    d.plot(minutes, [t["heap_mb"] for t in tables], color="tab:blue", label="job heap")
+    d.plot(minutes, [t["indexes_mb"] for t in tables], color="tab:orange", label="job indexes")
+    d.plot(minutes, [t["toast_mb"] for t in tables], color="tab:gray", label="job TOAST")
     d.set_title(f"Sustained {part['rate_target']:,.0f} jobs/s: sizes")
     d.set_xlabel("minutes")
     d.set_ylabel("MiB")
     d.set_ylim(bottom=0)
     d.legend(fontsize=8)
-    e.plot(minutes, [t["dead_tuples"] for t in tables], label="dead tuples")
-    e.plot(minutes, [t["live_tuples"] for t in tables], label="live tuples (estimate)")
+    e.plot(minutes, [t["dead_tuples"] for t in tables], color="tab:blue", label="dead tuples")
+    e.plot(minutes, [t["live_tuples"] for t in tables], color="tab:orange",
+           label="live tuples (estimate)")  # fmt: skip
     e.set_title("Sustained: tuples of the job table")
     e.set_xlabel("minutes")
     e.set_ylim(bottom=0)
     e.legend(fontsize=8)
-    f.plot(minutes, [s["latency"].get("p50_ms", 0) for s in samples], label="send -> handler p50")
-    f.plot(minutes, [s["latency"].get("p95_ms", 0) for s in samples], label="send -> handler p95")
+    f.plot(minutes, [s["latency"].get("p50_ms", 0) for s in samples], color="tab:blue",
+           label="send -> handler p50")  # fmt: skip
+    f.plot(minutes, [s["latency"].get("p95_ms", 0) for s in samples], color="tab:purple",
+           label="send -> handler p95")  # fmt: skip
     f.set_title("Sustained: pick-up latency (left), claim cost (right)")
     f.set_xlabel("minutes")
-    f.set_ylabel("send -> handler, ms")
-    f.set_ylim(bottom=0)
+    f.set_ylabel("send -> handler, ms (log scale)")
+    f.set_yscale("log")
     f.legend(fontsize=8, loc="upper left")
     claim = f.twinx()
     claim.plot(minutes, [s["claim_probe"]["exec_ms"] for s in samples], "k:",
@@ -122,9 +126,12 @@ def _variant(d: Any, e: Any, f: Any, part: dict[str, Any]) -> None:
     samples = part["samples"]
     minutes = [s["t_s"] / 60 for s in samples]
     tag = part["variant"]
-    d.plot(minutes, [s["table"]["heap_mb"] for s in samples], "--", label=f"heap ({tag})")
-    e.plot(minutes, [s["table"]["dead_tuples"] for s in samples], "--", label=f"dead ({tag})")
-    f.plot(minutes, [s["latency"].get("p50_ms", 0) for s in samples], "--",
+    color = _VARIANT_COLORS.get(tag, "gray")
+    d.plot(minutes, [s["table"]["heap_mb"] for s in samples], "--", color=color,
+           label=f"heap ({tag})")  # fmt: skip
+    e.plot(minutes, [s["table"]["dead_tuples"] for s in samples], "--", color=color,
+           label=f"dead ({tag})")  # fmt: skip
+    f.plot(minutes, [s["latency"].get("p50_ms", 0) for s in samples], "--", color=color,
            label=f"p50 ({tag})")  # fmt: skip
     for ax in (d, e, f):
         ax.legend(fontsize=8, loc="upper left")

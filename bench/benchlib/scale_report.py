@@ -25,7 +25,7 @@ def merge_json(path: Path, parts: dict[str, Any], meta: dict[str, Any]) -> dict[
     doc: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"parts": {}}
     for name, result in parts.items():
         doc["parts"][name] = {**meta, **result}
-    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(doc, separators=(",", ":")) + "\n", encoding="utf-8")
     return doc
 
 
