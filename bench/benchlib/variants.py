@@ -31,8 +31,8 @@ ALTER TABLE queues.job SET (
 
 def _live_partition(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     """Rebuild queues.job as a partitioned table with the same columns and indexes."""
-    indexes = [
-        (name, definition)
+    indexes: list[tuple[str, str]] = [
+        (str(name), str(definition))
         for name, definition in conn.execute(
             "SELECT indexname, indexdef FROM pg_indexes"
             " WHERE schemaname = 'queues' AND tablename = 'job' AND indexname <> 'job_pkey'"

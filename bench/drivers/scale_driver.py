@@ -35,7 +35,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -158,7 +158,10 @@ class Tally:
         window, self.window = sorted(self.window), []
         if not window:
             return {"count": self.count, "n": 0}
-        pick = lambda q: window[min(len(window) - 1, int(q * len(window)))] / 1000  # noqa: E731
+
+        def pick(q: float) -> float:
+            return window[min(len(window) - 1, int(q * len(window)))] / 1000
+
         return {"count": self.count, "n": len(window), "p50_ms": pick(0.5),
                 "p95_ms": pick(0.95), "max_ms": window[-1] / 1000}  # fmt: skip
 
@@ -306,7 +309,7 @@ async def _enqueue(spec: Spec) -> None:
         await control.result({"seconds": seconds, "rate": spec.n / seconds, "cpu_s": cpu})
 
 
-ROLES: dict[str, Callable[[Spec], Awaitable[dict[str, Any] | None]]] = {
+ROLES: dict[str, Callable[[Spec], Coroutine[Any, Any, dict[str, Any] | None]]] = {
     "setup": _setup,
     "seed": _seed,
     "enqueue": _enqueue,
