@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ def _bars(
             highs.append(s.high - s.median)
         ax.bar(xs, heights, width, yerr=[lows, highs], capsize=2, label=labels[system])
     ax.set_xticks(range(len(keys)))
-    ax.set_xticklabels([titles[k].replace(", ", ",\n") for k in keys], fontsize=8)
+    ax.set_xticklabels([textwrap.fill(titles[k], 22) for k in keys], fontsize=8)
     ax.grid(axis="y", alpha=0.3)
 
 
