@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from typed_queues.runtime import Boss, JobContext, QueueSpec, Worker
-from typed_queues.runtime import _sending as sending
-from typed_queues.runtime import worker as worker_module
+from typed_queues.runtime.client import sender as sending
+from typed_queues.runtime.worker import worker as worker_module
 
 __all__ = ["wakeup_breakdown"]
 
@@ -38,7 +38,7 @@ async def _measure(dsn: str, jobs: int, interval_s: float) -> dict[str, dict[int
     def mark(name: str) -> None:
         marks.setdefault(name, {})[current[0]] = time.perf_counter()
 
-    execute_rows = sending.SendOps._execute_rows
+    execute_rows = sending.Sender._execute_rows
     pause = worker_module.Worker._pause
 
     async def timed_execute(self: Any, cursor: Any, rows: Sequence[Any]) -> None:
@@ -50,7 +50,7 @@ async def _measure(dsn: str, jobs: int, interval_s: float) -> dict[str, dict[int
         await pause(self, delay)
         mark("worker awake")
 
-    sending.SendOps._execute_rows = timed_execute  # type: ignore[method-assign]
+    sending.Sender._execute_rows = timed_execute  # type: ignore[method-assign]
     worker_module.Worker._pause = timed_pause  # type: ignore[method-assign]
     try:
         async with Boss(dsn, schema="wakeup_probe") as boss:
@@ -88,7 +88,7 @@ async def _measure(dsn: str, jobs: int, interval_s: float) -> dict[str, dict[int
             await asyncio.sleep(0.5)
             await worker.stop()
     finally:
-        sending.SendOps._execute_rows = execute_rows  # type: ignore[method-assign]
+        sending.Sender._execute_rows = execute_rows  # type: ignore[method-assign]
         worker_module.Worker._pause = pause  # type: ignore[method-assign]
     return marks
 
