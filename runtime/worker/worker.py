@@ -124,7 +124,13 @@ class Worker:
 
     @property
     def active_jobs(self) -> int:
+        """Jobs whose handler is running now."""
         return len(self._running)
+
+    @property
+    def held_jobs(self) -> int:
+        """Jobs claimed ahead of a free slot, leased and waiting to start."""
+        return len(self._ready)
 
     async def start(self) -> None:
         """Start processing in the background; returns once the worker runs."""
