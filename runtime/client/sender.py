@@ -23,10 +23,11 @@ from .flow_requests import (
 from .queue_cache import QueueCache
 from .requests import Batch, Row, make_row, rows_params, split_for_copy
 
-__all__ = ["Sender", "singleton_conflict"]
+__all__ = ["SINGLETON_TRIES", "Sender", "singleton_conflict"]
 
-#: Tries of a singleton send whose existing job finishes between the insert and the lookup.
-_SINGLETON_TRIES = 5
+#: Tries of a singleton send whose existing job finishes between the insert and the lookup
+#: (the sync client uses the same number).
+SINGLETON_TRIES = 5
 
 
 def singleton_conflict(row: Row) -> QueuesError:
@@ -100,7 +101,7 @@ class Sender:
     async def _insert_one(self, conn: AsyncConn, row: Row) -> JobId:
         store = self._store
         stmt = row.insert(store.sql)
-        for _ in range(_SINGLETON_TRIES):
+        for _ in range(SINGLETON_TRIES):
             found = await store.job_insert(conn, stmt)
             if found is not None:
                 return found

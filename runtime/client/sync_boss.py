@@ -29,13 +29,11 @@ from .events import schedule_params
 from .flow_requests import batch_flow_options, flow_options, with_batch_flow, with_flow
 from .queue_cache import QueueCache, info_of
 from .requests import Batch, Row, make_row, split_for_copy
-from .sender import singleton_conflict
+from .sender import SINGLETON_TRIES, singleton_conflict
 
 __all__ = ["SyncBoss"]
 
 T = TypeVar("T")
-
-_SINGLETON_TRIES = 5
 
 
 class SyncBoss:
@@ -164,7 +162,7 @@ class SyncBoss:
     def _insert_one(self, conn: SyncConn, row: Row) -> JobId:
         store = self._store
         stmt = row.insert(store.sql)
-        for _ in range(_SINGLETON_TRIES):
+        for _ in range(SINGLETON_TRIES):
             found = store.job_insert(conn, stmt)
             if found is not None:
                 return found
