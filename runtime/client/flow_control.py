@@ -10,10 +10,11 @@ from ..db import AsyncConn, Store
 from ..db.identifiers import validate_queue_name
 from ..db.rows import QueueFlowRow
 from ..errors import UnknownQueueError, ValidationError
-from ..jobs import Job, JobState
+from ..jobs import Job
 from ..policy import QueueSpec
 from ..worker.flow import FlowPolicies, FlowPolicy
 from .connections import ClientConnections
+from .job_control import fetched_job
 from .queue_cache import QueueCache
 
 __all__ = ["FlowControl", "policy_of"]
@@ -85,26 +86,4 @@ class FlowControl:
         lease = max(self._lease, info.expire_in)
         async with self._connections.pool().connection() as conn:
             result = await self._store.job_claim_limited(conn, queue, batch_size, lease)
-        jobs = []
-        for limited in result.jobs:
-            row = limited.fetched()
-            jobs.append(
-                Job(
-                    id=row.id,
-                    queue=queue,
-                    state=JobState.ACTIVE,
-                    data=row.data,
-                    priority=row.priority,
-                    retry_count=row.retry_count,
-                    retry_limit=info.retry_limit,
-                    start_after=row.start_after,
-                    created_on=row.created_on,
-                    started_on=row.started_on,
-                    completed_on=None,
-                    output=None,
-                    singleton_key=row.singleton_key,
-                    fence=row.fence,
-                    lease_until=row.lease_until,
-                )
-            )
-        return jobs
+        return [fetched_job(limited.fetched(), queue, info.retry_limit) for limited in result.jobs]

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from ..db.statements import Statement, Statements
 from ..errors import ValidationError
-from .requests import MAX_SINGLETON_KEY, Batch, EventBatch, EventRow, Row
+from .requests import MAX_SINGLETON_KEY, Batch, EventBatch, EventRow, Row, validate_key
 
 __all__ = [
     "FlowBatch",
@@ -63,15 +63,7 @@ def _window(name: str, value: object) -> timedelta | None:
 
 
 def _group_key(key: object) -> str | None:
-    if key is None:
-        return None
-    if not isinstance(key, str) or not key:
-        raise ValidationError(f"group_key must be a non-empty str, got {key!r}")
-    if "\x00" in key:
-        raise ValidationError("group_key contains a NUL character (\\u0000): remove it")
-    if len(key) > MAX_GROUP_KEY:
-        raise ValidationError(f"group_key is longer than {MAX_GROUP_KEY} characters")
-    return key
+    return validate_key("group_key", key, MAX_GROUP_KEY)
 
 
 def flow_options(

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from ..db import AsyncConn, Store
+from ..db import AsyncConn, FetchedJob, Store
 from ..db.encoding import encode_output_strict, error_document
 from ..db.identifiers import validate_queue_name
 from ..errors import QueuesError, UnknownQueueError, ValidationError
@@ -44,26 +44,7 @@ class JobControl:
         lease = max(self._lease, info.expire_in)
         async with self._connections.pool().connection() as conn:
             rows = await self._store.job_fetch(conn, queue, batch_size, lease)
-        return [
-            Job(
-                id=row.id,
-                queue=queue,
-                state=JobState.ACTIVE,
-                data=row.data,
-                priority=row.priority,
-                retry_count=row.retry_count,
-                retry_limit=info.retry_limit,
-                start_after=row.start_after,
-                created_on=row.created_on,
-                started_on=row.started_on,
-                completed_on=None,
-                output=None,
-                singleton_key=row.singleton_key,
-                fence=row.fence,
-                lease_until=row.lease_until,
-            )
-            for row in rows
-        ]
+        return [fetched_job(row, queue, info.retry_limit) for row in rows]
 
     async def complete(self, job: JobId | Job, output: Any, conn: AsyncConn | None) -> bool:
         job_id, fence = _target(job)
@@ -110,3 +91,24 @@ def _target(job: JobId | Job) -> tuple[JobId, int | None]:
     if isinstance(job, Job):
         return job.id, job.fence
     return job, None
+
+
+def fetched_job(row: FetchedJob, queue: str, retry_limit: int) -> Job:
+    """The ``Job`` that ``fetch`` returns for one claimed row."""
+    return Job(
+        id=row.id,
+        queue=queue,
+        state=JobState.ACTIVE,
+        data=row.data,
+        priority=row.priority,
+        retry_count=row.retry_count,
+        retry_limit=retry_limit,
+        start_after=row.start_after,
+        created_on=row.created_on,
+        started_on=row.started_on,
+        completed_on=None,
+        output=None,
+        singleton_key=row.singleton_key,
+        fence=row.fence,
+        lease_until=row.lease_until,
+    )

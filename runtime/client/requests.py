@@ -90,16 +90,22 @@ def split_start_after(start_after: object) -> tuple[datetime | None, timedelta |
     raise ValidationError(f"start_after must be a datetime or a timedelta, got {start_after!r}")
 
 
-def validate_singleton_key(key: object) -> str | None:
+def validate_key(name: str, key: object, limit: int = MAX_SINGLETON_KEY) -> str | None:
+    """A singleton or group key: None, or a non-empty str without NUL of at most ``limit``
+    characters (``name`` is the option, for the error)."""
     if key is None:
         return None
     if not isinstance(key, str) or not key:
-        raise ValidationError(f"singleton_key must be a non-empty str, got {key!r}")
+        raise ValidationError(f"{name} must be a non-empty str, got {key!r}")
     if "\x00" in key:
-        raise ValidationError("singleton_key contains a NUL character (\\u0000): remove it")
-    if len(key) > MAX_SINGLETON_KEY:
-        raise ValidationError(f"singleton_key is longer than {MAX_SINGLETON_KEY} characters")
+        raise ValidationError(f"{name} contains a NUL character (\\u0000): remove it")
+    if len(key) > limit:
+        raise ValidationError(f"{name} is longer than {limit} characters")
     return key
+
+
+def validate_singleton_key(key: object) -> str | None:
+    return validate_key("singleton_key", key)
 
 
 def make_row(
