@@ -73,3 +73,36 @@ async def test_no_dsn_and_not_started(monkeypatch: pytest.MonkeyPatch) -> None:
         Boss(max_pool_size=0)
     with pytest.raises(ConfigurationError):
         Boss(lease=-1)  # type: ignore[arg-type]
+
+
+async def test_the_job_table_is_vacuumed_by_row_count(
+    boss: Boss, db: psycopg.AsyncConnection[Any]
+) -> None:
+    """Migration 0009: the job table's autovacuum runs every 20,000 dead or inserted rows,
+    unthrottled (the measured eager-autovacuum settings); the archive keeps the defaults."""
+    options = await scalar(
+        db,
+        boss.schema,
+        "SELECT reloptions FROM pg_class WHERE oid = %s::regclass",
+        f'"{boss.schema}".job',
+    )
+    assert set(options) >= {
+        "autovacuum_vacuum_cost_delay=0",
+        "autovacuum_vacuum_scale_factor=0",
+        "autovacuum_vacuum_threshold=20000",
+        "autovacuum_vacuum_insert_scale_factor=0",
+        "autovacuum_vacuum_insert_threshold=20000",
+        "autovacuum_analyze_scale_factor=0",
+        "autovacuum_analyze_threshold=50000",
+    }
+    archive = await scalar(
+        db,
+        boss.schema,
+        "SELECT reloptions FROM pg_class WHERE oid = %s::regclass",
+        f'"{boss.schema}".job_archive',
+    )
+    assert archive is None
+    compatible = await scalar(
+        db, boss.schema, "SELECT compatible_from FROM {schema}.version WHERE version = 9"
+    )
+    assert compatible == 1
