@@ -6,6 +6,7 @@ Everything a user or the generated code needs is importable from here.
 from __future__ import annotations
 
 from .client import Boss, EnqueuedJob, QueueHandle, SyncBoss
+from .client.databases import declare_databases
 from .errors import (
     ConfigurationError,
     InvalidPayloadError,
@@ -32,7 +33,7 @@ from .jobs import (
     make_envelope,
     process_job,
 )
-from .policy import GroupPolicy, Limits, QueueSpec, Rate, RetryPolicy
+from .policy import GroupPolicy, Limits, QueueSpec, Rate, RemoteSubscription, RetryPolicy
 from .schedules import Schedule
 from .worker import Worker, start_workers
 
@@ -63,6 +64,7 @@ __all__ = [
     "Rate",
     "RedriveItem",
     "RedriveReport",
+    "RemoteSubscription",
     "RetryPolicy",
     "Schedule",
     "SchemaVersionError",
@@ -72,6 +74,7 @@ __all__ = [
     "UnknownQueueError",
     "ValidationError",
     "Worker",
+    "declare_databases",
     "make_envelope",
     "process_job",
     "start_workers",

@@ -10,7 +10,16 @@ import os
 import re
 from typing import Final
 
-__all__ = ["DSN_ENV_VARS", "REDACTED", "dsn_password", "redact", "resolve_dsn"]
+__all__ = [
+    "DSN_ENV_VARS",
+    "REDACTED",
+    "database_env_var",
+    "dsn_password",
+    "redact",
+    "resolve_database_dsn",
+    "resolve_dsn",
+    "validate_database_name",
+]
 
 #: Environment variables consulted, in order, when no DSN is passed explicitly.
 DSN_ENV_VARS: tuple[str, ...] = ("QUEUES_DSN", "DATABASE_URL")
@@ -28,6 +37,37 @@ def resolve_dsn(explicit: str | None) -> str | None:
         if value:
             return value
     return None
+
+
+# -- databases of domains ------------------------------------------------------------------------
+
+_DATABASE_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def validate_database_name(name: object) -> str:
+    """Return ``name`` if it can name a domain's database (``database: ledger`` in the
+    catalogue), else raise ``ConfigurationError``."""
+    if not isinstance(name, str) or not _DATABASE_RE.fullmatch(name):
+        from .errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"invalid database name {name!r}: use lowercase letters, digits and '_', starting "
+            "with a letter, at most 40 characters (it names the variable QUEUES_DSN_<NAME>)"
+        )
+    return name
+
+
+def database_env_var(name: str) -> str:
+    """The environment variable that holds the DSN of database ``name``: ``QUEUES_DSN_LEDGER``."""
+    return "QUEUES_DSN_" + validate_database_name(name).upper()
+
+
+def resolve_database_dsn(name: str, explicit: str | None = None) -> str | None:
+    """The DSN of database ``name``: ``explicit``, else ``$QUEUES_DSN_<NAME>``; None when
+    neither is set (the domain then lives on the default database)."""
+    if explicit:
+        return explicit
+    return os.environ.get(database_env_var(name), "").strip() or None
 
 
 # -- secrets ------------------------------------------------------------------------------------

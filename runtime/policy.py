@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final, Literal
 
+from .config import validate_database_name
 from .db.identifiers import validate_queue_name
-from .errors import ValidationError
+from .errors import ConfigurationError, ValidationError
 from .schedules import Schedule
 
-__all__ = ["GroupPolicy", "Limits", "QueueSpec", "Rate", "RetryPolicy"]
+__all__ = ["GroupPolicy", "Limits", "QueueSpec", "Rate", "RemoteSubscription", "RetryPolicy"]
 
 Backoff = Literal["fixed", "exponential"]
 
@@ -127,6 +128,33 @@ class GroupPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoteSubscription:
+    """A subscription to an event whose domain may live on another database (``database``;
+    None: the default one), declared ``delivery: at-least-once`` in the catalogue.
+
+    When the two databases are one server (the same DSN) it is an ordinary subscription,
+    atomic with the send. Otherwise ``create_queues`` makes an outbox queue on the publisher's
+    database (``<queue>.outbox``) that receives the copies atomically with each send, and the
+    workers of the subscribing queue relay them, each copy at least once and written once.
+    """
+
+    event: str
+    database: str | None = None
+
+    def __post_init__(self) -> None:
+        split_subscription("RemoteSubscription", self.event)
+        if self.database is not None:
+            _check_database("RemoteSubscription", self.database)
+
+
+def _check_database(owner: str, name: str) -> None:
+    try:
+        validate_database_name(name)
+    except ConfigurationError as exc:
+        raise ValidationError(f"{owner}.database: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
 class QueueSpec:
     """A queue and its policy, as ``Boss.create_queue`` stores it (an upsert)."""
 
@@ -155,9 +183,17 @@ class QueueSpec:
     #: Schedules that send jobs to this queue, replaced as a whole by ``create_queues``
     #: (schedules made with ``Boss.schedule`` are left alone).
     schedules: tuple[Schedule, ...] = ()
+    #: The database of the queue's domain (``database:`` in the catalogue): the DSN comes from
+    #: ``QUEUES_DSN_<NAME>``, else the Boss's own; None: the Boss's own database.
+    database: str | None = None
+    #: Subscriptions delivered at least once, possibly from another database (see
+    #: ``RemoteSubscription``); ``subscribe`` holds those that are always atomic.
+    remote_subscriptions: tuple[RemoteSubscription, ...] = ()
 
     def __post_init__(self) -> None:
         validate_queue_name(self.name)
+        if self.database is not None:
+            _check_database("QueueSpec", self.database)
         if not isinstance(self.retry, RetryPolicy):
             raise ValidationError(f"QueueSpec.retry must be a RetryPolicy, got {self.retry!r}")
         _check_duration("QueueSpec", "expire_in", self.expire_in, positive=True)
@@ -222,6 +258,18 @@ class QueueSpec:
         object.__setattr__(self, "subscribe", tuple(self.subscribe))
         for entry in self.subscribe:
             split_subscription(self.name, entry)
+        object.__setattr__(self, "remote_subscriptions", tuple(self.remote_subscriptions))
+        for remote in self.remote_subscriptions:
+            if not isinstance(remote, RemoteSubscription):
+                raise ValidationError(
+                    f'queue "{self.name}": remote_subscriptions must hold RemoteSubscription '
+                    f"objects, got {remote!r}"
+                )
+            if remote.event in self.subscribe:
+                raise ValidationError(
+                    f'queue "{self.name}": "{remote.event}" is both in subscribe and in '
+                    "remote_subscriptions; keep one"
+                )
         if self.archive is not None:
             _check_duration("QueueSpec", "archive", self.archive, positive=True)
         if not isinstance(self.schedules, tuple | list):

@@ -30,8 +30,10 @@ from ..jobs import Job, JobContext, JobId, JobState, QueueStats
 from ..options import Duration, positive_int, seconds
 from ..policy import QueueSpec
 from ..schedules import CatchUp, Schedule
+from ..worker.relay import home_spec, outbox_spec
 from ..worker.services import WorkerServices, WorkerSettings
 from .connections import ClientConnections
+from .databases import DatabaseRoutes
 from .events import EventControl, ScheduleInfo, as_schedule
 from .flow_control import FlowControl
 from .handle import EnqueuedJob, QueueHandle
@@ -86,7 +88,12 @@ class Boss:
         pgbouncer: bool = False,
         listen_dsn: str | None = None,
         schedules: bool = True,
+        databases: Mapping[str, str] | None = None,
     ) -> None:
+        # The options a Boss of another database (``database()``) is made with: all but where.
+        self._options: dict[str, Any] = {
+            k: v for k, v in locals().items() if k not in ("self", "dsn", "databases", "listen_dsn")
+        }
         # pgbouncer: a transaction pooler keeps neither prepared statements nor LISTEN.
         self._store = Store(schema, prepare=bool(prepare) and not pgbouncer)  # validates schema
         self.schema = schema
@@ -143,6 +150,11 @@ class Boss:
         self._services_lock = asyncio.Lock()
         self._start_lock = asyncio.Lock()
         self._workers: list[Worker] = []
+        self._routes = DatabaseRoutes(databases, self._boss_of)
+        #: The Boss that made this one for another database (``database()``), if any.
+        self._home: Boss | None = None
+        #: Relays into this Boss's queues, started with the first worker of their queue.
+        self._relays: dict[str, list[Worker]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -151,6 +163,11 @@ class Boss:
         async with self._start_lock:
             if not self._connections.open:
                 await self._open(migrate)
+                try:
+                    await self._routes.start(self._resolve_dsn(), migrate=migrate)
+                except BaseException:
+                    await self._connections.stop()
+                    raise
 
     async def _open(self, migrate: bool) -> None:
         pool = await self._connections.start(self._resolve_dsn())
@@ -179,6 +196,7 @@ class Boss:
         """Stop this Boss's workers (graceful, up to ``timeout`` each), then close the pool."""
         if not self._connections.open:
             return
+        await self._routes.stop(timeout=timeout)
         workers = list(self._workers)
         results = await asyncio.gather(
             *(worker.stop(timeout=timeout) for worker in workers), return_exceptions=True
@@ -242,6 +260,33 @@ class Boss:
         for spec in specs:
             if not isinstance(spec, QueueSpec):
                 raise TypeError(f"create_queue takes a QueueSpec, got {spec!r}")
+        for boss, placed in self._place(specs):
+            await boss._create_here(placed)
+
+    def _place(self, specs: list[QueueSpec]) -> list[tuple[Boss, list[QueueSpec]]]:
+        """Which Boss stores which specs: each queue on its domain's database, and for each
+        remote subscription from another server, an outbox queue on the publisher's."""
+        placed: dict[int, tuple[Boss, list[QueueSpec]]] = {}
+        outboxes: dict[tuple[int, str], tuple[Boss, QueueSpec, str | None, list[str]]] = {}
+        for spec in specs:
+            home = self.database(spec.database)
+            atomic = list(spec.subscribe)
+            for remote in spec.remote_subscriptions:
+                source = self.database(remote.database)
+                if source is home:
+                    atomic.append(remote.event)
+                    continue
+                key = (id(source), spec.name)
+                outboxes.setdefault(key, (source, spec, remote.database, []))[3].append(
+                    remote.event
+                )
+            placed.setdefault(id(home), (home, []))[1].append(home_spec(spec, tuple(atomic)))
+        for source, spec, database, events in outboxes.values():
+            outbox = outbox_spec(spec, tuple(events), database)
+            placed.setdefault(id(source), (source, []))[1].append(outbox)
+        return list(placed.values())
+
+    async def _create_here(self, specs: list[QueueSpec]) -> None:
         async with self._connections.pool().connection() as conn, conn.transaction():
             for spec in specs:
                 await self._store.queue_upsert(conn, spec.to_params())
@@ -263,6 +308,49 @@ class Boss:
     def queue(self, name: str) -> QueueHandle:
         """An untyped handle on one queue (``enqueue(data)`` returns the id and the data)."""
         return QueueHandle(self, validate_queue_name(name))
+
+    # -- databases of domains ---------------------------------------------------------------
+
+    def database(self, name: str | None) -> Boss:
+        """The Boss of database ``name`` (a domain's ``database:``): the DSN of
+        ``Boss(databases=...)``, else of ``QUEUES_DSN_<NAME>``, else this Boss's own (then it
+        is this Boss). None: this Boss. The generated code routes every call through it."""
+        if self._home is not None:
+            return self._home.database(name)
+        if name is None:
+            return self
+        routed = self._routes.route(name, self._connections.dsn or resolve_dsn(self._dsn))
+        return self if routed is None else routed
+
+    def _boss_of(self, dsn: str) -> Boss:
+        boss = Boss(dsn, **self._options)
+        boss._home = self
+        return boss
+
+    def relay_from(self, source: Boss, queue: str) -> None:
+        """Relay ``queue``'s outbox on ``source`` (another database's Boss) into ``queue``
+        here, from the first worker of ``queue`` on this Boss until it stops. Does nothing
+        when ``source`` is this Boss. The generated worker factories call it for the
+        ``delivery: at-least-once`` subscriptions of their queue."""
+        if source is self or any(w.boss is source for w in self._relays.get(queue, [])):
+            return
+        from ..worker.relay import relay_worker
+
+        self._relays.setdefault(queue, []).append(relay_worker(source, self, queue))
+
+    async def relay_options(self, job_id: JobId) -> tuple[int, str | None]:
+        """The priority and singleton key of an outbox job here (for the relay)."""
+        return await self._connections.with_retry(
+            lambda conn: self._store.relay_job_options(conn, job_id)
+        )
+
+    async def relay_write(
+        self, job_id: JobId, queue: str, data: str, options: tuple[int, str | None]
+    ) -> bool:
+        """Write a relayed job here with its outbox copy's id (idempotent; for the relay)."""
+        return await self._connections.with_retry(
+            lambda conn: self._store.relay_job_write(conn, job_id, queue, data, options)
+        )
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -426,6 +514,9 @@ class Boss:
                 self._services = services
         if worker not in self._workers:
             self._workers.append(worker)
+        for relay in self._relays.get(worker.queue, ()):
+            if not relay.running:
+                await relay.start()
         return self._services
 
     def detach_worker(self, worker: Worker) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Self, TypeVar
 
 from psycopg_pool import ConnectionPool
 
-from ..config import resolve_dsn
+from ..config import resolve_database_dsn, resolve_dsn, validate_database_name
 from ..db import SyncConn, SyncStore
 from ..db.connect import connection_kwargs
 from ..db.identifiers import validate_queue_name
@@ -25,6 +25,7 @@ from ..errors import ConfigurationError, UnknownQueueError
 from ..jobs import Job, JobId
 from ..options import positive_int
 from ..policy import QueueSpec
+from ..worker.relay import home_spec
 from .events import schedule_params
 from .flow_requests import batch_flow_options, flow_options, with_batch_flow, with_flow
 from .queue_cache import QueueCache, info_of
@@ -50,7 +51,12 @@ class SyncBoss:
         copy_threshold: int = 2000,
         prepare: bool = True,
         pgbouncer: bool = False,
+        databases: Mapping[str, str] | None = None,
     ) -> None:
+        # The options a SyncBoss of another database (``database()``) is made with.
+        self._options: dict[str, Any] = {
+            k: v for k, v in locals().items() if k not in ("self", "dsn", "databases")
+        }
         # pgbouncer: a transaction pooler keeps no prepared statements between transactions.
         self._store = SyncStore(schema, prepare=bool(prepare) and not pgbouncer)
         self.schema = schema
@@ -62,6 +68,9 @@ class SyncBoss:
         self._pool: ConnectionPool[SyncConn] | None = None
         self._lock = threading.Lock()
         self._queues = QueueCache(schema)
+        self._databases = {validate_database_name(n): d for n, d in (databases or {}).items()}
+        self._others: dict[str, SyncBoss] = {}
+        self._home: SyncBoss | None = None
 
     def _get_pool(self) -> ConnectionPool[SyncConn]:
         with self._lock:
@@ -91,8 +100,28 @@ class SyncBoss:
     def close(self) -> None:
         with self._lock:
             pool, self._pool = self._pool, None
+            others = list(self._others.values())
         if pool is not None:
             pool.close()
+        for other in others:
+            other.close()
+
+    def database(self, name: str | None) -> SyncBoss:
+        """The SyncBoss of database ``name`` (a domain's ``database:``), like
+        ``Boss.database``: made on first use, closed with this one."""
+        if self._home is not None:
+            return self._home.database(name)
+        if name is None:
+            return self
+        dsn = resolve_database_dsn(name, self._databases.get(name))
+        if dsn is None or dsn == resolve_dsn(self._dsn):
+            return self
+        with self._lock:
+            other = self._others.get(dsn)
+            if other is None:
+                other = self._others[dsn] = SyncBoss(dsn, **self._options)
+                other._home = self
+        return other
 
     def __enter__(self) -> Self:
         return self
@@ -110,9 +139,22 @@ class SyncBoss:
         self._run(conn, self._store.migrate)
 
     def create_queue(self, spec: QueueSpec, *, conn: SyncConn | None = None) -> None:
-        """Create a queue or update its policy."""
+        """Create a queue or update its policy, on its ``database`` (``database()``)."""
         if not isinstance(spec, QueueSpec):
             raise TypeError(f"create_queue takes a QueueSpec, got {spec!r}")
+        home = self.database(spec.database)
+        atomic = list(spec.subscribe)
+        for remote in spec.remote_subscriptions:
+            if self.database(remote.database) is not home:
+                raise ConfigurationError(
+                    f'queue "{spec.name}" subscribes to "{remote.event}" on another database: '
+                    "its outbox is made by Boss.create_queues (the generated create_queues)"
+                )
+            atomic.append(remote.event)
+        spec = home_spec(spec, tuple(atomic))
+        if home is not self:
+            home.create_queue(spec, conn=conn)
+            return
         self._run(conn, lambda c: self._upsert_queue(c, spec))
         self._queues.put(info_of(spec))
 

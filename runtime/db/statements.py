@@ -505,6 +505,23 @@ class Statements:
     def subscription_list(self) -> Statement:
         return self._custom("subscription_list")
 
+    def relay_job_options(self, job_id: JobId) -> Statement:
+        return self._hot("relay_job_options", {"id": job_id})
+
+    def relay_job_write(
+        self, job_id: JobId, queue: str, data: str, priority: int, singleton_key: str | None
+    ) -> Statement:
+        return self._hot(
+            "relay_job_write",
+            {
+                "id": job_id,
+                "queue": queue,
+                "data": data,
+                "priority": priority,
+                "singleton_key": singleton_key,
+            },
+        )
+
     def queue_archive_set(self, name: str, archive: timedelta | None) -> Statement:
         return self._custom("queue_archive_set", {"name": name, "archive": archive})
 
