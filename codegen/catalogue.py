@@ -221,6 +221,24 @@ class GroupConfig(_Strict):
     fifo: StrictBool = False
 
 
+class Subscription(_Strict):
+    """A ``subscribe`` entry written as a mapping: the event and how it is delivered."""
+
+    event: StrictStr
+    #: ``atomic`` (default): the copy is written by the send's own statement, which needs
+    #: both domains on one database. ``at-least-once``: across databases, through an outbox
+    #: on the publisher's database, relayed by the subscriber's workers.
+    delivery: Literal["atomic", "at-least-once"] = "atomic"
+
+
+def _subscription_mapping(value: object) -> object:
+    """A bare ``"domain.event"`` is the mapping ``{event: "domain.event"}``."""
+    return {"event": value} if isinstance(value, str) else value
+
+
+SubscribeEntry = Annotated[Subscription, BeforeValidator(_subscription_mapping)]
+
+
 class Queue(_Strict):
     description: Text = ""
     retry: RetryConfig | None = None
@@ -230,11 +248,16 @@ class Queue(_Strict):
     dead_letter: StrictStr | None = None
     limits: LimitsConfig | None = None
     group: GroupConfig | None = None
-    #: Events of other queues this queue also receives, as "domain.event" (fan-out).
-    subscribe: list[StrictStr] = Field(default_factory=list)
+    #: Events of other queues this queue also receives, as "domain.event" (fan-out), or as
+    #: ``{event: "domain.event", delivery: at-least-once}``.
+    subscribe: list[SubscribeEntry] = Field(default_factory=list)
     #: How long finished jobs stay in the archive after retention; unset: deleted.
     archive: Archive | None = None
     events: dict[str, Event] = Field(default_factory=dict)
+
+    def subscribed_events(self) -> list[str]:
+        """``subscribe`` as "domain.event" strings."""
+        return [entry.event for entry in self.subscribe]
 
 
 class ScheduleConfig(_Strict):
@@ -251,6 +274,9 @@ class ScheduleConfig(_Strict):
 
 class Domain(_Strict):
     description: Text = ""
+    #: The domain's own PostgreSQL server, by name: its DSN comes from QUEUES_DSN_<NAME> at
+    #: run time (else the default one). Unset: the default database.
+    database: StrictStr | None = None
     defs: dict[str, dict[str, Any]] = Field(default_factory=dict, alias="$defs")
     queues: dict[str, Queue]
     schedules: dict[str, ScheduleConfig] = Field(default_factory=dict)
@@ -306,6 +332,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "limits": LimitsConfig,
     "group": GroupConfig,
     "schedule": ScheduleConfig,
+    "subscription": Subscription,
 }
 
 
@@ -328,6 +355,8 @@ def _model_at(loc: Path) -> type[BaseModel]:
             return LimitsConfig
         if loc[4] == "group":
             return GroupConfig
+        if loc[4] == "subscribe":
+            return Subscription
         return Event if loc[4] == "events" and depth >= 6 else Queue
     return Catalogue
 

@@ -54,8 +54,12 @@ class QueuePlan:
     group: tuple[int, bool] | None = None
     #: Every event its worker handles: its own, then those it subscribes to.
     handled: tuple[HandledEvent, ...] = ()
-    #: Subscriptions, as "domain.event".
+    #: Subscriptions written with each send (atomic), as "domain.event".
     subscribe: tuple[str, ...] = ()
+    #: ``delivery: at-least-once`` subscriptions: ("domain.event", the publisher's database).
+    remote_subscriptions: tuple[tuple[str, str | None], ...] = ()
+    #: The database of the queue's domain (None: the default one).
+    database: str | None = None
     #: How long finished jobs stay archived after retention; None: deleted.
     archive: timedelta | None = None
     #: The domain's schedules whose event is one of this queue's.
@@ -96,6 +100,8 @@ class DomainPlan:
     description: str
     queues: tuple[QueuePlan, ...]
     models: ModelsModule
+    #: The domain's ``database:`` (None: the default one).
+    database: str | None = None
 
     @property
     def events(self) -> tuple[EventPlan, ...]:
@@ -179,8 +185,14 @@ def build_plan(catalogue: Catalogue) -> list[DomainPlan]:
                     active_limit=None if queue.limits is None else queue.limits.active,
                     rate=_rate(queue),
                     group=None if queue.group is None else (queue.group.active, queue.group.fifo),
-                    handled=_handled(catalogue, domain_name, events, queue.subscribe),
-                    subscribe=tuple(queue.subscribe),
+                    handled=_handled(catalogue, domain_name, events, queue.subscribed_events()),
+                    subscribe=tuple(s.event for s in queue.subscribe if s.delivery == "atomic"),
+                    remote_subscriptions=tuple(
+                        (s.event, catalogue.domains[s.event.split(".", 1)[0]].database)
+                        for s in queue.subscribe
+                        if s.delivery == "at-least-once"
+                    ),
+                    database=domain.database,
                     archive=queue.archive,
                     schedules=_schedules(catalogue, domain_name, queue_name),
                 )
@@ -192,6 +204,7 @@ def build_plan(catalogue: Catalogue) -> list[DomainPlan]:
                 description=domain.description,
                 queues=tuple(queues),
                 models=_NO_MODELS,
+                database=domain.database,
             )
         )
     return plans

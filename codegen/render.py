@@ -101,6 +101,9 @@ def _environment() -> jinja2.Environment:
         queue_tuple=_queue_tuple,
         routes=_routes,
         send=_send,
+        worker_body=_worker_body,
+        worker_call=_worker_call,
+        database_names=_database_names,
         signature=_signature,
         spec_imports=_spec_imports,
         worker_doc=_worker_doc,
@@ -121,7 +124,54 @@ def _send(queue: QueuePlan, event: EventPlan, head: str, payload: str, single: b
     if single:
         options += ["throttle=throttle", "debounce=debounce"]
     options += ["retry_limit=retry_limit", "expire_in=expire_in"]
-    return Call(head, ["boss", py_str(queue.db_name), py_str(event.name), payload, *options])
+    return Call(
+        head,
+        [_boss_of(queue.database), py_str(queue.db_name), py_str(event.name), payload, *options],
+    )
+
+
+def _boss_of(database: str | None) -> str:
+    """The Boss a call of a domain on ``database`` goes to (the default one: ``boss``)."""
+    return "boss" if database is None else f"boss.database({py_str(database)})"
+
+
+def _relay_sources(queue: QueuePlan) -> list[str | None]:
+    """The other databases whose outboxes a queue's workers relay from."""
+    found: list[str | None] = []
+    for _, database in queue.remote_subscriptions:
+        if database != queue.database and database not in found:
+            found.append(database)
+    return found
+
+
+def _worker_body(queue: QueuePlan) -> list[Item]:
+    """The statements of a worker factory before its ``return``: the Boss of the queue's
+    database, and the relays of its subscriptions from other databases."""
+    if queue.database is None and not _relay_sources(queue):
+        return []
+    lines: list[Item] = [f"home = {_boss_of(queue.database)}"]
+    for database in _relay_sources(queue):
+        source = f"boss.database({'None' if database is None else py_str(database)})"
+        lines.append(Call("home.relay_from(", [source, py_str(queue.db_name)]))
+    return lines
+
+
+def _worker_call(queue: QueuePlan) -> Call:
+    boss = "home" if _worker_body(queue) else "boss"
+    return Call(
+        "return typed.build_worker(",
+        [
+            boss,
+            py_str(queue.db_name),
+            "handlers",
+            queue.routes,
+            "concurrency=concurrency",
+            "label=label",
+            "batch_size=batch_size",
+            "poll_interval=poll_interval",
+            "shutdown_grace=shutdown_grace",
+        ],
+    )
 
 
 def _routes(queue: QueuePlan) -> Call:
@@ -181,6 +231,7 @@ def _queue_spec(queue: QueuePlan) -> Call:
             *([f"max_wait={py_timedelta(queue.max_wait)}"] if queue.max_wait else []),
             *_flow_options(queue),
             *_event_options(queue),
+            *([f"database={py_str(queue.database)}"] if queue.database else []),
         ],
     )
 
@@ -213,7 +264,14 @@ def _spec_imports(domain: DomainPlan) -> list[str]:
         used.append("GroupPolicy")
     if any(q.schedules for q in domain.queues):
         used.append("Schedule")
-    return used
+    if any(q.remote_subscriptions for q in domain.queues):
+        used.append("RemoteSubscription")
+    return sorted(used)
+
+
+def _database_names(domains: list[DomainPlan]) -> list[str]:
+    """Every database the catalogue's domains name, for ``declare_databases``."""
+    return sorted({d.database for d in domains if d.database is not None})
 
 
 def _queue_doc(queue: QueuePlan) -> str:
@@ -276,6 +334,12 @@ def _event_options(queue: QueuePlan) -> list[Item]:
     options: list[Item] = []
     if queue.subscribe:
         options.append(Call("subscribe=(", [py_str(entry) for entry in queue.subscribe], ")", True))
+    if queue.remote_subscriptions:
+        remote: list[Item] = [
+            Call("RemoteSubscription(", [py_str(event), "None" if db is None else py_str(db)])
+            for event, db in queue.remote_subscriptions
+        ]
+        options.append(Call("remote_subscriptions=(", remote, ")", True))
     if queue.archive is not None:
         options.append(f"archive={py_timedelta(queue.archive)}")
     if queue.schedules:

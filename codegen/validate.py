@@ -8,6 +8,7 @@ depends on what ``Gaps`` marks as unknown.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,13 @@ from .schemas import SchemaChecker, ref_target, scalar_type_of
 from .source import Source
 
 __all__ = ["cross_check", "resolve_dead_letter"]
+
+#: A domain's ``database:`` (the runtime's rule: it names the variable QUEUES_DSN_<NAME>).
+_DATABASE_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def _database(name: str | None) -> str:
+    return "the default database" if name is None else f'database "{name}"'
 
 
 def cross_check(
@@ -76,6 +84,7 @@ class _Checks:
                 packages, package, f'package "{package}"', _Owner(f'domain "{domain_name}"', path)
             )
             self._check_domain(domain_name, path)
+        self._check_databases()
         self._check_dead_letters()
         self._check_subscriptions()
         self._check_schedules()
@@ -258,6 +267,16 @@ class _Checks:
                 if target == db_name:
                     self.report(path, "a queue cannot be its own dead-letter queue")
                     continue
+                here, there = domain.database, domains[target_domain].database
+                if here != there:
+                    self.report(
+                        path,
+                        f'dead_letter "{queue.dead_letter}" is on {_database(there)} and this '
+                        f"queue on {_database(here)}: a job is moved to its dead-letter queue "
+                        "in the statement that fails it, which needs both on one server; "
+                        "pick a dead-letter queue of a domain on the same database",
+                    )
+                    continue
                 edges[db_name] = target
         reported: set[str] = set()
         for start in edges:
@@ -283,6 +302,18 @@ class _Checks:
     def _domain_events(self, domain: str) -> list[str]:
         return [e for q in self.catalogue.domains[domain].queues.values() for e in q.events]
 
+    def _check_databases(self) -> None:
+        for domain_name, domain in self.catalogue.domains.items():
+            if domain.database is None:
+                continue
+            if not _DATABASE_NAME.fullmatch(domain.database):
+                self.report(
+                    ("domains", domain_name, "database"),
+                    f'database "{domain.database}": write a lowercase name of letters, digits '
+                    'and "_" starting with a letter, at most 40 characters (its DSN is read '
+                    "from QUEUES_DSN_<NAME>, e.g. database: ledger -> QUEUES_DSN_LEDGER)",
+                )
+
     def _check_subscriptions(self) -> None:
         domains = self.catalogue.domains
         for domain_name, domain in domains.items():
@@ -293,7 +324,8 @@ class _Checks:
                     for event in queue.events
                 }
                 seen: set[str] = set()
-                for index, entry in enumerate(queue.subscribe):
+                for index, subscription in enumerate(queue.subscribe):
+                    entry = subscription.event
                     path: Path = (*queue_path, "subscribe", index)
                     target = self._subscription_target(domain_name, queue_name, entry, path)
                     if target is None:
@@ -302,6 +334,19 @@ class _Checks:
                         self.report(path, f'"{entry}" is subscribed to twice')
                         continue
                     seen.add(entry)
+                    publisher = domains[target[0]].database
+                    if publisher != domain.database and subscription.delivery == "atomic":
+                        self.report(
+                            path,
+                            f'subscribe entry "{entry}": domain "{target[0]}" is on '
+                            f"{_database(publisher)} and this queue on "
+                            f"{_database(domain.database)}; a send cannot write to two servers "
+                            "in one transaction, so the copy cannot be atomic with the send. "
+                            f"Write {{event: {entry}, delivery: at-least-once}} (an outbox on "
+                            f"\"{target[0]}\"'s database, relayed by this queue's workers: each "
+                            "copy arrives at least once and is written once), or put both "
+                            "domains on one database",
+                        )
                     method = names.handler_method(target[1])
                     if method in methods:
                         self.report(
