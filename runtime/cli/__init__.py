@@ -16,7 +16,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from ..config import redact
+from ..config import redact, resolve_database_dsn
+from ..errors import ConfigurationError
 from ..logging_setup import configure_logging
 from . import dashboard_command, dlq_command, jobs_command, purge_command, queue_command
 from .common import Failure, UsageError, preflight, require_dsn
@@ -39,6 +40,19 @@ _CODEGEN_MODULES = ("jinja2", "datamodel_code_generator", "ruamel", "black", "is
 # -- entry point ------------------------------------------------------------------------------
 
 
+def _route_database(args: argparse.Namespace) -> None:
+    """``--database NAME`` becomes ``--dsn``: the DSN of that domain database."""
+    name = getattr(args, "database", None)
+    if name is None:
+        return
+    if args.dsn:
+        raise UsageError("--database and --dsn exclude each other")
+    try:
+        args.dsn = resolve_database_dsn(name)
+    except ConfigurationError as exc:
+        raise UsageError(f"--database: {exc}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``queues`` command with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -53,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
+        _route_database(args)
         return handler(args)
     except UsageError as exc:
         return _error(str(exc), code=2)
@@ -109,6 +124,12 @@ def _parser() -> argparse.ArgumentParser:
     database = argparse.ArgumentParser(add_help=False)
     database.add_argument(
         "--dsn", help="PostgreSQL connection string (default: $QUEUES_DSN, else $DATABASE_URL)"
+    )
+    database.add_argument(
+        "--database",
+        metavar="NAME",
+        help="a domain's database (`database: NAME` in the catalogue): the DSN of "
+        "$QUEUES_DSN_<NAME>, else the default one",
     )
     database.add_argument(
         "--schema",
