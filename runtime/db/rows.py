@@ -9,6 +9,7 @@ from ..jobs import JobId
 
 __all__ = [
     "ActivityRow",
+    "ClaimPosition",
     "ClaimedJob",
     "FailedJob",
     "FetchedJob",
@@ -37,6 +38,15 @@ class ClaimedJob(NamedTuple):
     data: dict[str, Any]
     #: The job's own expiry (``send(expire_in=...)``); None: its queue's.
     expire_in: timedelta | None
+
+
+class ClaimPosition(NamedTuple):
+    """Where a claim stopped in the claim order (priority descending, then start_after, then
+    id): the last job it claimed. A worker's next claim can start after it."""
+
+    priority: int
+    start_after: datetime
+    id: JobId
 
 
 class FetchedJob(NamedTuple):

@@ -151,6 +151,27 @@ class Statements:
     def job_claim(self, queue: str, limit: int, lease: timedelta) -> Statement:
         return self._hot("claim_work", {"queue": queue, "limit": limit, "lease": lease})
 
+    def job_claim_after(
+        self,
+        queue: str,
+        limit: int,
+        lease: timedelta,
+        after: tuple[int, datetime, JobId] | None,
+    ) -> Statement:
+        """``job_claim`` from a cursor (priority, start_after, id); None: from the start."""
+        priority, start_after, job_id = (None, None, None) if after is None else after
+        return self._hot(
+            "claim_work_after",
+            {
+                "queue": queue,
+                "limit": limit,
+                "lease": lease,
+                "priority": priority,
+                "start_after": start_after,
+                "id": job_id,
+            },
+        )
+
     def job_fetch(self, queue: str, limit: int, lease: timedelta) -> Statement:
         return self._hot("claim", {"queue": queue, "limit": limit, "lease": lease})
 

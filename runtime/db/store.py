@@ -22,6 +22,7 @@ from .queries import MIGRATIONS
 from .rows import (
     ActivityRow,
     ClaimedJob,
+    ClaimPosition,
     FailedJob,
     FetchedJob,
     JobDataRow,
@@ -151,6 +152,18 @@ class Store:
     ) -> list[ClaimedJob]:
         rows = await self._rows(on, self.sql.job_claim(queue, limit, lease))
         return list(map(ClaimedJob._make, rows))
+
+    async def job_claim_after(
+        self, on: Runner, queue: str, limit: int, lease: timedelta, after: ClaimPosition | None
+    ) -> tuple[list[ClaimedJob], ClaimPosition | None]:
+        """Claim the due jobs that come after ``after`` in the claim order (None: from the
+        start); return them and the position of the last one (None when none was claimed)."""
+        rows = await self._rows(on, self.sql.job_claim_after(queue, limit, lease, after))
+        if not rows:
+            return [], None
+        last = rows[-1]
+        jobs = [ClaimedJob._make(row[:5]) for row in rows]
+        return jobs, ClaimPosition(last[5], last[6], last[0])
 
     async def job_fetch(
         self, on: Runner, queue: str, limit: int, lease: timedelta

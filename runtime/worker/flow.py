@@ -26,6 +26,7 @@ from ..jobs import JobContext, JobId
 from .wakeup import Signal
 
 if TYPE_CHECKING:
+    from .claim_cursor import ClaimCursor
     from .services import WorkerServices
 
 __all__ = ["PLAIN", "FlowGate", "FlowPolicies", "FlowPolicy", "own_expiry_error", "snooze_job"]
@@ -140,16 +141,21 @@ class FlowGate:
         return min(want, free_slots) if self.policy.limited else want
 
     async def claim(
-        self, services: WorkerServices, want: int, poll_interval: float
+        self,
+        services: WorkerServices,
+        want: int,
+        poll_interval: float,
+        position: ClaimCursor | None = None,
     ) -> list[ClaimedJob]:
-        """Claim up to ``want`` jobs as the queue's policy allows (none while it is paused)."""
+        """Claim up to ``want`` jobs as the queue's policy allows (none while it is paused);
+        a queue without limits from ``position`` when given (``claim_cursor``)."""
         max_age = min(poll_interval, _PAUSED_RECHECK_S) if self.policy.paused else poll_interval
         self.policy = policy = await self._policies.get(self._queue, max_age)
         self._wait_s = None
         if policy.paused:
             return []
         if not policy.limited:
-            return await services.claim(self._queue, want)
+            return await services.claim(self._queue, want, position)
         if self._registered is not services:
             services.writer.on_written(self._written)
             self._registered = services

@@ -15,10 +15,11 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from ..db import AsyncConn, ClaimedJob, QueueRow, Store
+from ..db import AsyncConn, AsyncCursor, ClaimedJob, QueueRow, Store
 from ..db.dedicated import DedicatedConnection
 from ..db.rows import LimitedClaim
 from ..jobs import JobId
+from .claim_cursor import ClaimCursor
 from .listener import Listener
 from .maintenance import Maintenance
 from .observer import WorkerObserver
@@ -145,19 +146,39 @@ class WorkerServices:
 
     # -- claims ------------------------------------------------------------------------------
 
-    async def claim(self, queue: str, limit: int) -> list[ClaimedJob]:
+    async def claim(
+        self, queue: str, limit: int, position: ClaimCursor | None = None
+    ) -> list[ClaimedJob]:
         """Claim up to ``limit`` due jobs of ``queue``, on the claim path's own connection
-        when it is free."""
+        when it is free; with ``position``, from where it says (``claim_cursor``)."""
         observer = self.observer
         started = time.perf_counter() if observer is not None else 0.0
         cursor = await self._claims.take(self.pool)
         try:
-            claimed = await self._store.job_claim(cursor, queue, limit, self._lease)
+            if position is None:
+                claimed = await self._store.job_claim(cursor, queue, limit, self._lease)
+            else:
+                claimed = await self._claim_from(cursor, queue, limit, position)
         finally:
             await self._claims.done(self.pool, cursor)
         if observer is not None:
             observer.claimed(queue, time.perf_counter() - started, len(claimed))
         return claimed
+
+    async def _claim_from(
+        self, conn: AsyncCursor, queue: str, limit: int, position: ClaimCursor
+    ) -> list[ClaimedJob]:
+        """A claim from the cursor, followed at once by one from the start for the rest when
+        the cursor says so; the jobs from the start sort before the others."""
+        store, lease = self._store, self._lease
+        after = position.after(time.monotonic())
+        claimed, last = await store.job_claim_after(conn, queue, limit, lease, after)
+        if not position.claimed(after, limit, len(claimed), last, time.monotonic()):
+            return claimed
+        rest = limit - len(claimed)
+        first, last = await store.job_claim_after(conn, queue, rest, lease, None)
+        position.claimed(None, rest, len(first), last, time.monotonic())
+        return first + claimed if claimed else first
 
     async def hand_back(self, items: list[tuple[JobId, int]]) -> int:
         """Put active jobs back in their queue, due now, without using up an attempt."""

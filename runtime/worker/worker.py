@@ -26,6 +26,7 @@ from ..jobs import JobContext, JobId, JobTransactions
 from ..options import Duration, positive_int, seconds
 from ..tracing import job_tracer, run_in_span
 from .claim_ahead import ClaimAhead
+from .claim_cursor import ClaimCursor
 from .flow import FlowGate, own_expiry_error, snooze_job
 from .services import WorkerServices
 from .transaction_hooks import WriterHooks
@@ -153,6 +154,8 @@ class Worker:
         services = self._services
         assert services is not None
         policy = self._policy
+        # Claims start past the last job claimed, and from the start now and then.
+        position = ClaimCursor()
         failures = 0
         while not self._stopping:
             self._start_ready(services)
@@ -172,7 +175,7 @@ class Worker:
                 continue
             self._wake.clear()
             try:
-                claimed = await self._flow.claim(services, want, self.poll_interval)
+                claimed = await self._flow.claim(services, want, self.poll_interval, position)
             except Exception as exc:
                 failures += 1
                 delay = min(0.05 * 2**failures, 2.0)
@@ -199,7 +202,8 @@ class Worker:
             self._start_ready(services)
             policy.claimed(want, len(claimed))
             if policy.drained and not self._ready:  # (jobs still waiting start first)
-                await self._pause(self._flow.idle_wait(self.poll_interval))
+                idle = self._flow.idle_wait(self.poll_interval)
+                await self._pause(min(idle, position.due_in(time.monotonic())))
 
     def _start_ready(self, services: WorkerServices) -> None:
         ready = self._ready

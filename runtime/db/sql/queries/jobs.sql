@@ -146,6 +146,50 @@ WITH next AS (
 SELECT id, fence, retry_count, data, expire_in FROM claimed
 ORDER BY priority DESC, start_after, id;
 
+-- name: claim_work_after
+-- claim_work from a cursor: the next due jobs after the position (priority, start_after, id) in
+-- the claim order, so that the scan of job_claim starts past the entries of the jobs claimed
+-- since the last vacuum (a claim is a non-HOT update: those entries stay at the head of the
+-- order until VACUUM removes them; bench/PROFILE.md, issue 17). `here` reads the rest of the
+-- cursor's priority from the position on (an index condition on the row comparison), `lower`
+-- the lower priorities from their start, only for what `here` did not fill. With no position
+-- (all three NULL) it starts before the first entry of the index: the highest priority with
+-- the smallest (start_after, id), so it claims exactly what claim_work claims. What sorts before
+-- the position (higher priorities, jobs due earlier) is the worker's claim from the start to
+-- find (runtime/worker/claim_cursor.py). The final SELECT gives the last row's priority and
+-- start_after (NULL on the others): the next position.
+WITH here AS (
+    SELECT id FROM {schema}.job
+    WHERE queue = %(queue)s AND state < 'active' AND start_after <= now()
+      AND priority = coalesce(%(priority)s::int, 2147483647)
+      AND (start_after, id) > (coalesce(%(start_after)s::timestamptz, '-infinity'),
+                               coalesce(%(id)s::uuid, '00000000-0000-0000-0000-000000000000'))
+    ORDER BY priority DESC, start_after, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+, lower AS (
+    SELECT id FROM {schema}.job
+    WHERE queue = %(queue)s AND state < 'active' AND start_after <= now()
+      AND priority < coalesce(%(priority)s::int, 2147483647)
+    ORDER BY priority DESC, start_after, id
+    LIMIT %(limit)s - (SELECT count(*) FROM here)
+    FOR UPDATE SKIP LOCKED
+)
+, claimed AS (
+    UPDATE {schema}.job AS j
+    SET state = 'active', started_on = now(), fence = j.fence + 1,
+        lease_until = now() + %(lease)s::interval
+    WHERE j.id = ANY(ARRAY(SELECT id FROM here UNION ALL SELECT id FROM lower))
+    RETURNING j.id, j.fence, j.retry_count, j.data, j.priority, j.start_after, j.expire_in
+)
+SELECT id, fence, retry_count, data, expire_in,
+       CASE WHEN lead(id) OVER w IS NULL THEN priority END,
+       CASE WHEN lead(id) OVER w IS NULL THEN start_after END
+FROM claimed
+WINDOW w AS (ORDER BY priority DESC, start_after, id)
+ORDER BY priority DESC, start_after, id;
+
 -- name: complete_many
 -- Writes by id go through job_pkey whatever the statistics say. `j.id = ANY(ids)` gives the
 -- planner an index condition on the primary key that a seq scan would have to pay for per row,
