@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -338,18 +338,19 @@ class Boss:
 
         self._relays.setdefault(queue, []).append(relay_worker(source, self, queue))
 
-    async def relay_options(self, job_id: JobId) -> tuple[int, str | None]:
-        """The priority and singleton key of an outbox job here (for the relay)."""
+    async def relay_options(self, ids: Sequence[JobId]) -> dict[JobId, tuple[int, str | None]]:
+        """The priority and singleton key of outbox jobs here, by id (for the relay)."""
         return await self._connections.with_retry(
-            lambda conn: self._store.relay_job_options(conn, job_id)
+            lambda conn: self._store.relay_job_options(conn, ids)
         )
 
     async def relay_write(
-        self, job_id: JobId, queue: str, data: str, options: tuple[int, str | None]
-    ) -> bool:
-        """Write a relayed job here with its outbox copy's id (idempotent; for the relay)."""
+        self, queue: str, jobs: Sequence[tuple[JobId, str, tuple[int, str | None]]]
+    ) -> int:
+        """Write relayed jobs into ``queue`` here with their outbox copies' ids (idempotent:
+        an id written before is skipped); for the relay."""
         return await self._connections.with_retry(
-            lambda conn: self._store.relay_job_write(conn, job_id, queue, data, options)
+            lambda conn: self._store.relay_job_write(conn, queue, jobs)
         )
 
     # -- sending -----------------------------------------------------------------------------

@@ -526,20 +526,25 @@ class Statements:
     def subscription_list(self) -> Statement:
         return self._custom("subscription_list")
 
-    def relay_job_options(self, job_id: JobId) -> Statement:
-        return self._hot("relay_job_options", {"id": job_id})
+    def relay_job_options(self, ids: Sequence[JobId]) -> Statement:
+        return self._custom("relay_job_options", {"ids": list(ids)})
 
     def relay_job_write(
-        self, job_id: JobId, queue: str, data: str, priority: int, singleton_key: str | None
+        self,
+        queue: str,
+        ids: Sequence[JobId],
+        data: Sequence[str],
+        priorities: Sequence[int],
+        singleton_keys: Sequence[str | None],
     ) -> Statement:
-        return self._hot(
+        return self._custom(
             "relay_job_write",
             {
-                "id": job_id,
                 "queue": queue,
-                "data": data,
-                "priority": priority,
-                "singleton_key": singleton_key,
+                "ids": list(ids),
+                "data": list(data),
+                "priorities": list(priorities),
+                "singleton_keys": list(singleton_keys),
             },
         )
 

@@ -468,23 +468,29 @@ class Store:
         rows = await self._rows(conn, self.sql.subscription_list())
         return list(map(SubscriptionRow._make, rows))
 
-    async def relay_job_options(self, conn: AsyncConn, job_id: JobId) -> tuple[int, str | None]:
-        """The priority and singleton key of an outbox job (``(0, None)`` once it is gone)."""
-        rows = await self._rows(conn, self.sql.relay_job_options(job_id))
-        return (int(rows[0][0]), rows[0][1]) if rows else (0, None)
+    async def relay_job_options(
+        self, conn: AsyncConn, ids: Sequence[JobId]
+    ) -> dict[JobId, tuple[int, str | None]]:
+        """The priority and singleton key of outbox jobs, by id (a job gone is left out)."""
+        rows = await self._rows(conn, self.sql.relay_job_options(ids))
+        return {JobId(row[0]): (int(row[1]), row[2]) for row in rows}
 
     async def relay_job_write(
         self,
         conn: AsyncConn,
-        job_id: JobId,
         queue: str,
-        data: str,
-        options: tuple[int, str | None],
-    ) -> bool:
-        """Write a relayed job with its outbox copy's id; False when it was written before."""
-        stmt = self.sql.relay_job_write(job_id, queue, data, *options)
-        [(written,)] = await self._rows(conn, stmt)
-        return bool(written)
+        jobs: Sequence[tuple[JobId, str, tuple[int, str | None]]],
+    ) -> int:
+        """Write relayed jobs with their outbox copies' ids; returns how many were new."""
+        stmt = self.sql.relay_job_write(
+            queue,
+            [job_id for job_id, _, _ in jobs],
+            [data for _, data, _ in jobs],
+            [options[0] for _, _, options in jobs],
+            [options[1] for _, _, options in jobs],
+        )
+        [(written, _)] = await self._rows(conn, stmt)
+        return int(written)
 
     async def queue_archive_set(
         self, conn: AsyncConn, name: str, archive: timedelta | None

@@ -11,6 +11,7 @@ copy reaches the subscribing queue once, however often it is relayed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from datetime import timedelta
@@ -22,7 +23,7 @@ from ..policy import QueueSpec, RetryPolicy
 
 if TYPE_CHECKING:
     from ..client import Boss
-    from ..jobs import JobContext
+    from ..jobs import JobContext, JobId
     from .worker import Processor, Worker
 
 __all__ = [
@@ -82,13 +83,51 @@ def home_spec(spec: QueueSpec, subscribe: tuple[str, ...]) -> QueueSpec:
 
 def relay_processor(source: Boss, target: Boss, queue: str) -> Processor:
     """Relay each outbox job of ``source`` into ``queue`` on ``target``."""
+    return _Relay(source, target, queue).relay
 
-    async def relay(job: JobContext) -> None:
-        options = await source.relay_options(job.id)
+
+class _Relay:
+    """Gathers the outbox jobs the relay's handlers hold at one moment and relays them with
+    one read on the publisher's server and one write on the subscriber's; each handler returns
+    once its job is written (or raises the batch's error, and the job is retried)."""
+
+    _MOST = 1000
+
+    def __init__(self, source: Boss, target: Boss, queue: str) -> None:
+        self._source = source
+        self._target = target
+        self._queue = queue
+        self._pending: list[tuple[JobId, str, asyncio.Future[None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def relay(self, job: JobContext) -> None:
         data = json.dumps(job.data, ensure_ascii=False, separators=(",", ":"))
-        await target.relay_write(job.id, queue, data, options)
+        done = asyncio.get_running_loop().create_future()
+        self._pending.append((job.id, data, done))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush(), name=f"queues-relay:{self._queue}")
+        await done
 
-    return relay
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # the other handlers of the same claim add their jobs first
+        while self._pending:
+            batch, self._pending = self._pending[: self._MOST], self._pending[self._MOST :]
+            try:
+                options = await self._source.relay_options([job_id for job_id, _, _ in batch])
+                await self._target.relay_write(
+                    self._queue,
+                    [(job_id, data, options.get(job_id, (0, None))) for job_id, data, _ in batch],
+                )
+            except BaseException as exc:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
 
 
 def relay_worker(source: Boss, target: Boss, queue: str) -> Worker:
@@ -99,6 +138,6 @@ def relay_worker(source: Boss, target: Boss, queue: str) -> Worker:
         source,
         outbox_name(queue),
         relay_processor(source, target, queue),
-        concurrency=10,
+        concurrency=200,
         label=f"relay:{queue}",
     )
