@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, NoReturn, TypeVar
 
 from psycopg import AsyncConnection, Connection
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import SchemaSerializer
 
 from . import (
     Boss,
@@ -31,6 +33,8 @@ from . import (
     make_envelope,
     process_job,
 )
+from .client.requests import EncodedMany
+from .db.encoding import json_text
 from .worker.threads import DaemonThreads
 
 __all__ = [
@@ -39,6 +43,7 @@ __all__ = [
     "build_worker",
     "envelope",
     "envelopes",
+    "envelopes_json",
     "router",
     "send_event",
     "send_event_sync",
@@ -76,10 +81,98 @@ def envelopes(
 
     The envelopes share one ``metadata`` (one timestamp: the batch is sent at once).
     """
-    first = make_envelope(event, {}, source=source)
-    return [
-        {**first, "payload": payload.model_dump(mode="json", by_alias=True)} for payload in payloads
-    ]
+    return list(map(_Frame(event, source).envelope, payloads))
+
+
+def envelopes_json(event: str, payloads: Iterable[BaseModel], source: str | None) -> EncodedMany:
+    """``envelopes`` as the JSON texts the send stores, lazily (the send checks and streams
+    them as they come), with one ``metadata`` for the batch, taken now.
+
+    Each text is written in one pass, with no dict in between: the payload by pydantic's
+    serialiser (``model_dump_json(by_alias=True)``) between the envelope's text before and
+    after it. A payload whose text could differ from ``envelope``'s (as jsonb) is given as
+    ``envelope``'s dict instead, which the engine encodes, or refuses, as it always did:
+
+    * a non-finite float, which pydantic's JSON writes as ``null`` (or ``NaN``,
+      ``Infinity``: the model's ``ser_json_inf_nan``) and the engine refuses: the payload of
+      a model that may hold a float (or has serialisers of the user's, ``_json_exact``)
+      whose text holds one of those words;
+    * what pydantic's JSON refuses (lone surrogates: the engine says what is wrong there).
+    """
+    return EncodedMany(event, _texts(_Frame(event, source), payloads))
+
+
+def _texts(frame: _Frame, payloads: Iterable[BaseModel]) -> Iterator[str | dict[str, Any]]:
+    head, tail, envelope_of = frame.head, frame.tail, frame.envelope
+    models: dict[type[BaseModel], tuple[SchemaSerializer, bool]] = {}
+    for payload in payloads:
+        model = type(payload)
+        known = models.get(model)
+        if known is None:
+            known = models[model] = (model.__pydantic_serializer__, _json_exact(model))
+        serializer, exact = known
+        try:
+            raw = serializer.to_json(payload, by_alias=True)
+        except Exception:  # the dict way raises it again, or the engine says what is wrong
+            yield envelope_of(payload)
+            continue
+        if exact or not (b"null" in raw or b"NaN" in raw or b"Infinity" in raw):
+            yield head + raw.decode() + tail
+        else:
+            yield envelope_of(payload)
+
+
+class _Frame:
+    """The envelope of one send's payloads: its dict without payload, and its JSON text
+    before and after the payload (the metadata, with the trace context, encoded once)."""
+
+    __slots__ = ("first", "head", "tail")
+
+    def __init__(self, event: str, source: str | None) -> None:
+        self.first = make_envelope(event, {}, source=source)
+        self.head = '{"event":' + json_text(event) + ',"payload":'
+        self.tail = ',"metadata":' + json_text(self.first["metadata"]) + "}"
+
+    def envelope(self, payload: BaseModel) -> dict[str, Any]:
+        """The envelope as ``envelope`` builds it (the same metadata as the texts')."""
+        return {**self.first, "payload": payload.model_dump(mode="json", by_alias=True)}
+
+
+def _own_serialiser(serialization: object) -> bool:
+    """Whether a schema's ``serialization`` runs a function that is not pydantic's own (the
+    user's, which may return anything; pydantic's, for URLs and the like, return text)."""
+    if not isinstance(serialization, dict):
+        return False
+    function = serialization.get("function")
+    module = getattr(function, "__module__", None) or ""
+    return function is not None and not module.startswith(("pydantic.", "pydantic_core."))
+
+
+@cache
+def _json_exact(model: type[BaseModel]) -> bool:
+    """Whether ``model``'s JSON can never hold a non-finite float: its schema (nested
+    models included) has no float and no serialiser of the user's."""
+    return _no_float(model.__pydantic_core_schema__, set())
+
+
+def _no_float(node: object, seen: set[int]) -> bool:
+    if isinstance(node, dict):
+        if node.get("type") == "float" or _own_serialiser(node.get("serialization")):
+            return False
+        nested = node.get("cls")
+        if (
+            node.get("type") == "model"
+            and isinstance(nested, type)
+            and issubclass(nested, BaseModel)
+            and id(nested) not in seen
+        ):
+            seen.add(id(nested))
+            if not _no_float(nested.__pydantic_core_schema__, seen):
+                return False
+        return all(_no_float(value, seen) for value in node.values())
+    if isinstance(node, list | tuple):
+        return all(_no_float(value, seen) for value in node)
+    return True
 
 
 async def send_event(
@@ -131,7 +224,7 @@ async def send_events(
     ``Boss.send_many``."""
     return await boss.send_many(
         queue,
-        envelopes(event, payloads, boss.source),
+        envelopes_json(event, payloads, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,
@@ -189,7 +282,7 @@ def send_events_sync(
     """``send_events`` for a ``SyncBoss``."""
     return boss.send_many(
         queue,
-        envelopes(event, payloads, boss.source),
+        envelopes_json(event, payloads, boss.source),
         conn=conn,
         start_after=start_after,
         priority=priority,

@@ -2,12 +2,15 @@
 
 In one process, rounds interleaved so that every ratio is of the same minute:
 
-* the client-side steps of `enqueue_<event>_many`, no database: building the models,
-  `model_dump` per item, the envelopes (`typed.envelopes`), the engine's JSON encoding of the
-  envelopes, against the engine's encoding of plain `{"i": n}` dicts; and, for comparison,
-  pydantic serialising the whole batch in one call (`TypeAdapter(list[Model]).dump_json`);
+* the client-side steps of `enqueue_<event>_many`, no database: building the models; the
+  envelopes as JSON text in one pass (`typed.envelopes_json`, what the SDK sends) and the
+  engine's checks of those texts; the envelopes as dicts (`typed.envelopes`, what the SDK sent
+  before issue 17) and the engine's JSON encoding of them; against the engine's encoding of
+  plain `{"i": n}` dicts; and, for comparison, pydantic serialising the whole batch in one call
+  (`TypeAdapter(list[Model]).dump_json`);
 * the whole sends against a database: `Boss.send_many` of `{"i": n}` dicts, of prebuilt
-  envelope dicts, and `enqueue_tick_many` with the models built inside and outside the timing.
+  envelope dicts, `enqueue_tick_many` with the models built inside and outside the timing, and
+  the envelope dicts of the models built inside (`typed.envelopes`: the SDK's send before).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def _client_steps(sdk: Any, n: int, rounds: int) -> dict[str, float]:
     models = [tick(i=i) for i in range(n)]
     dumped = [m.model_dump(mode="json", by_alias=True) for m in models]
     envelopes = typed.envelopes("tick", models, None)
+    texts = list(typed.envelopes_json("tick", models, None).items)
     plain = [{"i": i} for i in range(n)]
     batch = TypeAdapter(list[tick])  # type: ignore[valid-type]  # a model made at run time
     steps: dict[str, Callable[[], object]] = {
@@ -56,7 +60,13 @@ def _client_steps(sdk: Any, n: int, rounds: int) -> dict[str, float]:
         "model_dump(mode='json', by_alias=True) per item": lambda: [
             m.model_dump(mode="json", by_alias=True) for m in models
         ],
-        "typed.envelopes (model_dump + envelope dict)": lambda: typed.envelopes(
+        "typed.envelopes_json (the JSON texts, one pass; the SDK now)": lambda: list(
+            typed.envelopes_json("tick", models, None).items
+        ),
+        "encode_many(encoded=True) of those texts (engine checks)": lambda: encode_many(
+            QUEUE, texts, 1_000_000, encoded=True
+        ),
+        "typed.envelopes (model_dump + envelope dict; the SDK before)": lambda: typed.envelopes(
             "tick", models, None
         ),
         "make_envelope per item (engine helper)": lambda: [
@@ -73,6 +83,8 @@ def _client_steps(sdk: Any, n: int, rounds: int) -> dict[str, float]:
 
 
 async def _sends(dsn: str, sdk: Any, n: int, rounds: int) -> dict[str, list[float]]:
+    from typed_queues.runtime import typed
+
     tick = sdk.bench.Tick
     rates: dict[str, list[float]] = {}
     async with Boss(dsn) as boss:
@@ -92,6 +104,9 @@ async def _sends(dsn: str, sdk: Any, n: int, rounds: int) -> dict[str, list[floa
             ),
             "SDK: enqueue_tick_many(prebuilt models)": lambda: sdk.bench.enqueue_tick_many(
                 boss, prebuilt_models
+            ),
+            "SDK before: send_many(typed.envelopes(Tick(i=n) built inside))": lambda: (
+                boss.send_many(QUEUE, typed.envelopes("tick", (tick(i=i) for i in range(n)), None))
             ),
         }
         for _ in range(rounds):

@@ -41,6 +41,7 @@ from .job_control import JobControl
 from .job_transactions import HandlerTransactions, TransactionHooks, WorkerTransactions
 from .operations import Operations
 from .queue_cache import QueueCache, QueueInfo, info_of
+from .requests import EncodedMany
 from .sender import Sender
 
 if TYPE_CHECKING:
@@ -396,7 +397,7 @@ class Boss:
     async def send_many(
         self,
         queue: str,
-        data: Iterable[Mapping[str, Any]],
+        data: Iterable[Mapping[str, Any]] | EncodedMany,
         *,
         conn: AsyncConn | None = None,
         start_after: datetime | timedelta | None = None,

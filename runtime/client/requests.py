@@ -20,6 +20,7 @@ from ..jobs import JobId
 
 __all__ = [
     "Batch",
+    "EncodedMany",
     "EventBatch",
     "EventRow",
     "Row",
@@ -28,6 +29,7 @@ __all__ = [
     "rows_params",
     "split_for_copy",
     "split_start_after",
+    "unwrap_many",
     "validate_priority",
     "validate_singleton_key",
 ]
@@ -38,6 +40,24 @@ MAX_SINGLETON_KEY: Final = 1000
 #: Items encoded at a time while a big batch streams into COPY: small enough for the server
 #: to start on a group while the next is encoded, big enough to keep the writes few.
 _STREAM_GROUP: Final = 250
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedMany:
+    """A ``send_many`` batch that the caller encoded already, all envelopes of one event (the
+    generated SDK's, ``typed.envelopes_json``): each item is the JSON text of an envelope of
+    ``event`` (it must be valid JSON; only what JSON text can still fail is checked, see
+    ``check_json``), or an envelope as a mapping, encoded as usual."""
+
+    event: str
+    items: Iterable[str | Mapping[str, Any]]
+
+
+def unwrap_many(data: Iterable[object] | EncodedMany) -> tuple[Iterable[object], str | None]:
+    """The items of a ``send_many``, and their event when they are ``EncodedMany``'s."""
+    if isinstance(data, EncodedMany):
+        return data.items, data.event
+    return data, None
 
 
 @dataclass(slots=True)
@@ -187,6 +207,8 @@ class Batch:
     priority: int
     start_after: datetime | None
     delay: timedelta | None
+    #: The items are ``EncodedMany``'s: JSON text already (see ``encode_many``).
+    encoded: bool = False
 
     @classmethod
     def of(
@@ -196,15 +218,25 @@ class Batch:
         max_bytes: int,
         start_after: object,
         priority: object,
+        encoded_event: str | None = None,
     ) -> Batch:
+        """The batch of ``items``, checked; ``encoded_event``: they are the ``EncodedMany``
+        of that event (``unwrap_many``)."""
         at, delay = split_start_after(start_after)
         prio = validate_priority(priority)
         items = items if isinstance(items, list) else list(items)
-        texts = encode_many(queue, items, max_bytes)
-        events = [event_of(item) for item in items] if cls is Batch else []
+        encoded = encoded_event is not None
+        texts = encode_many(queue, items, max_bytes, encoded=encoded)
+        ids = new_job_ids(len(texts))
+        if cls is not Batch:
+            return cls(queue, ids, texts, prio, at, delay, encoded)
+        if encoded:
+            events: list[str | None] = [encoded_event] * len(texts)
+        else:
+            events = [event_of(item) for item in items]
         if any(events):  # events: their subscribers get copies (see EventBatch)
-            return EventBatch(queue, new_job_ids(len(texts)), texts, prio, at, delay, events)
-        return cls(queue, new_job_ids(len(texts)), texts, prio, at, delay)
+            return EventBatch(queue, ids, texts, prio, at, delay, encoded, events)
+        return Batch(queue, ids, texts, prio, at, delay, encoded)
 
     def insert(self, sql: Statements) -> Statement:
         return sql.job_insert_batch(
@@ -222,7 +254,7 @@ class Batch:
         yield from copy_chunks(self.ids, self.texts, self.queue, self.priority, stamp)
         index = len(self.ids)
         while group := list(islice(rest, _STREAM_GROUP)):
-            texts = encode_many(self.queue, group, max_bytes, start=index)
+            texts = encode_many(self.queue, group, max_bytes, index, encoded=self.encoded)
             ids = new_job_ids(len(texts))
             self.ids.extend(ids)
             index += len(texts)

@@ -14,14 +14,22 @@ from ..jobs import JobId
 from .coalescer import Coalescer
 from .connections import ClientConnections
 from .flow_requests import (
-    FlowOptions,
+    FlowBatch,
     batch_flow_options,
     flow_options,
     with_batch_flow,
     with_flow,
 )
 from .queue_cache import QueueCache
-from .requests import Batch, Row, make_row, rows_params, split_for_copy
+from .requests import (
+    Batch,
+    EncodedMany,
+    Row,
+    make_row,
+    rows_params,
+    split_for_copy,
+    unwrap_many,
+)
 
 __all__ = ["SINGLETON_TRIES", "Sender", "singleton_conflict"]
 
@@ -115,7 +123,7 @@ class Sender:
     async def send_many(
         self,
         queue: str,
-        data: Iterable[Mapping[str, Any]],
+        data: Iterable[Mapping[str, Any]] | EncodedMany,
         *,
         conn: AsyncConn | None = None,
         start_after: datetime | timedelta | None = None,
@@ -129,10 +137,12 @@ class Sender:
         if not known:
             validate_queue_name(queue)
         flow = batch_flow_options(group_key=group_key, retry_limit=retry_limit, expire_in=expire_in)
+        source, encoded_event = unwrap_many(data)
         if flow is not None:  # one INSERT in send order, never COPY
-            return await self._send_flow_batch(queue, data, conn, start_after, priority, flow)
-        items, streamed = split_for_copy(data, self._copy_threshold, conn is not None)
-        batch = Batch.of(queue, items, self._max_payload, start_after, priority)
+            batch = Batch.of(queue, source, self._max_payload, start_after, priority, encoded_event)
+            return await self._send_flow_batch(with_batch_flow(batch, flow), conn)
+        items, streamed = split_for_copy(source, self._copy_threshold, conn is not None)
+        batch = Batch.of(queue, items, self._max_payload, start_after, priority, encoded_event)
         if not known:
             await self._queues.info(queue)
         if streamed is not None:
@@ -184,20 +194,9 @@ class Sender:
 
     # -- flow control --
 
-    async def _send_flow_batch(
-        self,
-        queue: str,
-        data: Iterable[Mapping[str, Any]],
-        conn: AsyncConn | None,
-        start_after: datetime | timedelta | None,
-        priority: int | None,
-        flow: FlowOptions,
-    ) -> list[JobId]:
-        batch = with_batch_flow(
-            Batch.of(queue, list(data), self._max_payload, start_after, priority), flow
-        )
-        if self._queues.get(queue) is None:
-            await self._queues.info(queue)
+    async def _send_flow_batch(self, batch: FlowBatch, conn: AsyncConn | None) -> list[JobId]:
+        if self._queues.get(batch.queue) is None:
+            await self._queues.info(batch.queue)
         if not batch.ids:
             return []
         stmt = batch.insert(self._store.sql)

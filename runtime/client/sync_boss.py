@@ -29,7 +29,7 @@ from ..worker.relay import home_spec
 from .events import schedule_params
 from .flow_requests import batch_flow_options, flow_options, with_batch_flow, with_flow
 from .queue_cache import QueueCache, info_of
-from .requests import Batch, Row, make_row, split_for_copy
+from .requests import Batch, EncodedMany, Row, make_row, split_for_copy, unwrap_many
 from .sender import SINGLETON_TRIES, singleton_conflict
 
 __all__ = ["SyncBoss"]
@@ -218,7 +218,7 @@ class SyncBoss:
     def send_many(
         self,
         queue: str,
-        data: Iterable[Mapping[str, Any]],
+        data: Iterable[Mapping[str, Any]] | EncodedMany,
         *,
         conn: SyncConn | None = None,
         start_after: datetime | timedelta | None = None,
@@ -233,9 +233,11 @@ class SyncBoss:
         if not known:
             validate_queue_name(queue)
         flow = batch_flow_options(group_key=group_key, retry_limit=retry_limit, expire_in=expire_in)
+        source, encoded_event = unwrap_many(data)
         if flow is not None:  # one INSERT in send order, never COPY
             flow_batch = with_batch_flow(
-                Batch.of(queue, list(data), self._max_payload, start_after, priority), flow
+                Batch.of(queue, source, self._max_payload, start_after, priority, encoded_event),
+                flow,
             )
             if not known:
                 self._check_queue(queue, conn)
@@ -243,8 +245,8 @@ class SyncBoss:
                 stmt = flow_batch.insert(self._store.sql)
                 self._run(conn, lambda c: self._store.job_insert_batch(c, stmt))
             return flow_batch.ids
-        items, streamed = split_for_copy(data, self._copy_threshold, conn is not None)
-        batch = Batch.of(queue, items, self._max_payload, start_after, priority)
+        items, streamed = split_for_copy(source, self._copy_threshold, conn is not None)
+        batch = Batch.of(queue, items, self._max_payload, start_after, priority, encoded_event)
         if not known:
             self._check_queue(queue, conn)
         if streamed is not None:

@@ -14,11 +14,13 @@ from ..errors import PayloadError
 from ..failures import MAX_MESSAGE, summarize, worker_identity
 
 __all__ = [
+    "check_json",
     "encode_data",
     "encode_many",
     "encode_output",
     "encode_output_strict",
     "error_document",
+    "json_text",
     "sanitize_text",
 ]
 
@@ -45,6 +47,8 @@ def _make_dumps() -> Callable[[object], str]:
 
 
 _dumps: Final = _make_dumps()
+#: Compact JSON text of JSON values (no checks: for text known to be clean, or checked after).
+json_text: Final = _dumps
 _ESCAPED_NUL: Final = "\\u0000"
 
 
@@ -85,8 +89,22 @@ def encode_data(queue: str, data: object, max_bytes: int) -> str:
             "JSON types (dict, list, str, int, float, bool, None; no NaN or infinity), "
             'e.g. model.model_dump(mode="json")'
         ) from None
+    return _checked(queue, text, max_bytes, data)
+
+
+def check_json(queue: str, text: str, max_bytes: int) -> str:
+    """Job data that the caller encoded already (the JSON text of an object, as the generated
+    SDK writes it): the checks of ``encode_data`` that JSON text can still fail (a NUL
+    character, lone surrogates, the size), with the same errors. The text is not parsed
+    unless it holds an escaped NUL, to tell where."""
+    return _checked(queue, text, max_bytes, None)
+
+
+def _checked(queue: str, text: str, max_bytes: int, data: object) -> str:
+    """``text`` (the JSON of ``data``; None: parse it if needed) checked for what jsonb and
+    the size limit refuse."""
     if _ESCAPED_NUL in text:
-        where = _find_nul(data, "data")
+        where = _find_nul(json.loads(text) if data is None else data, "data")
         if where is not None:
             raise PayloadError(
                 f'job data for queue "{queue}" contains a NUL character (\\u0000) in {where}: '
@@ -110,14 +128,26 @@ def encode_data(queue: str, data: object, max_bytes: int) -> str:
     return text
 
 
-def encode_many(queue: str, items: Iterable[object], max_bytes: int, start: int = 0) -> list[str]:
+def _check_or_encode(queue: str, item: object, max_bytes: int) -> str:
+    return (
+        check_json(queue, item, max_bytes)
+        if type(item) is str
+        else encode_data(queue, item, max_bytes)
+    )
+
+
+def encode_many(
+    queue: str, items: Iterable[object], max_bytes: int, start: int = 0, *, encoded: bool = False
+) -> list[str]:
     """``encode_data`` of every item; the error names the first bad item's index (counted
-    from ``start``)."""
+    from ``start``). ``encoded``: the items are mostly JSON text already (``check_json``);
+    an item that is not a str is data, encoded as usual."""
+    one = _check_or_encode if encoded else encode_data
     texts: list[str] = []
     append = texts.append
     for index, item in enumerate(items, start):
         try:
-            append(encode_data(queue, item, max_bytes))
+            append(one(queue, item, max_bytes))
         except PayloadError as exc:
             raise PayloadError(f"item {index}: {exc}") from None
     return texts
