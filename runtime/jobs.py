@@ -367,11 +367,10 @@ async def process_job(
     entity_id, attempt, metadata (and duration_ms at the end). The action's error is re-raised.
     """
     name = label or ctx.event or ctx.queue
-    shown_id = entity_id if entity_id is not None else str(ctx.id)
     extra: dict[str, Any] | None = None
     if _job_log.isEnabledFor(logging.INFO):
         extra = _extra(ctx, entity_id)
-        _job_log.info("Starting: %s | ID: %s", name, shown_id, extra=extra)
+        _job_log.info("Starting: %s | ID: %s", name, _shown_id(ctx, entity_id), extra=extra)
     started = time.perf_counter()
     try:
         result = await action()
@@ -381,7 +380,7 @@ async def process_job(
             _job_log.info(
                 "Snoozed: %s | ID: %s after %.1f ms, for %gs",
                 name,
-                shown_id,
+                _shown_id(ctx, entity_id),
                 duration,
                 snooze.delay.total_seconds(),
                 extra={**extra, "duration_ms": duration},
@@ -391,14 +390,14 @@ async def process_job(
         if _job_log.isEnabledFor(logging.ERROR):
             duration = round((time.perf_counter() - started) * 1000.0, 3)
             failure = {**(extra or _extra(ctx, entity_id)), "duration_ms": duration}
-            _log_failed(name, shown_id, duration, exc, failure)
+            _log_failed(name, _shown_id(ctx, entity_id), duration, exc, failure)
         raise
     if extra is not None:
         duration = round((time.perf_counter() - started) * 1000.0, 3)
         _job_log.info(
             "Finished: %s | ID: %s in %.1f ms",
             name,
-            shown_id,
+            _shown_id(ctx, entity_id),
             duration,
             extra={**extra, "duration_ms": duration},
         )
@@ -431,6 +430,11 @@ def _log_failed(
     if not cancelled:
         record.exc_text = summary.traceback.rstrip("\n")
     _job_log.handle(record)
+
+
+def _shown_id(ctx: JobContext, entity_id: str | None) -> str:
+    """The id a record shows: the entity's, else the job's (formatted only for a record)."""
+    return entity_id if entity_id is not None else str(ctx.id)
 
 
 def _extra(ctx: JobContext, entity_id: str | None) -> dict[str, Any]:

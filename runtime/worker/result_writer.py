@@ -140,9 +140,13 @@ class ResultWriter:
         self._active[job_id] = _Lease(fence, time.monotonic() + self._lease_s, owner)
 
     def untrack(self, job_id: JobId) -> _Lease | None:
-        self._lost.discard(job_id)
-        self._paused.discard(job_id)
-        self._holding.discard(job_id)
+        # (each look-up hashes the UUID in Python: the sets are nearly always empty)
+        if self._lost:
+            self._lost.discard(job_id)
+        if self._paused:
+            self._paused.discard(job_id)
+        if self._holding:
+            self._holding.discard(job_id)
         return self._active.pop(job_id, None)
 
     def suspend_heartbeats(self, job_id: JobId) -> None:

@@ -326,3 +326,34 @@ async def test_expiry_is_recorded_even_if_the_handler_ignores_cancellation(
     job = await fast_boss.get_job(job_id)
     assert job is not None and job.state is JobState.FAILED
     assert job.output["error"]["type"] == "JobExpired"
+
+
+async def test_handlers_get_the_data_as_stored(fast_boss: Boss) -> None:
+    """Claimed jobs' data is decoded by the claim's own jsonb loader: every kind of JSON value
+    a handler gets equals what the default loader reads back (``get_job``)."""
+    await make_queue(fast_boss)
+    samples: list[dict[str, Any]] = [
+        {"event": "e", "payload": {"n": 1}, "metadata": {"source": "t", "version": "1"}},
+        {"big": 123456789012345678901234567890, "neg": -0, "tiny": 1e-300, "f": 1.5},
+        {"long": 0.1000000000000000055511151231257827, "exp": 1.5e308, "zero": 0.0},
+        {"text": 'é ☃ 😀 \\ " \n \t', "empty": "", "nested": {"a": [1, [2, {"b": None}]]}},
+        {"flags": [True, False, None], "list": [], "obj": {}},
+    ]
+    ids = await fast_boss.send_many("q", samples)
+    seen: dict[JobId, tuple[dict[str, Any], Any, str | None]] = {}
+
+    async def handler(ctx: JobContext) -> None:
+        seen[ctx.id] = (ctx.data, ctx.payload, ctx.event)
+
+    worker = Worker(fast_boss, "q", handler, concurrency=5)
+    await worker.start()
+    for job_id in ids:
+        await _wait_state(fast_boss, job_id, JobState.COMPLETED)
+    await worker.stop()
+    for job_id in ids:
+        job = await fast_boss.get_job(job_id)
+        assert job is not None
+        data, payload, event = seen[job_id]
+        assert data == job.data
+        assert payload == (job.data["payload"] if "event" in job.data else job.data)
+        assert event == job.data.get("event")
