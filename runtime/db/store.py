@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import psycopg
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
+from psycopg.pq import Format
 from psycopg.rows import dict_row
+from pydantic_core import from_json
 
 from ..job_views import JobSummary, QueueDepth
 from ..jobs import Job, JobId, QueueStats
@@ -46,6 +50,24 @@ __all__ = ["AsyncConn", "AsyncCursor", "Store"]
 AsyncConn = psycopg.AsyncConnection[Any]
 AsyncCursor = psycopg.AsyncCursor[Any]
 Runner = AsyncConn | AsyncCursor
+
+
+class _ClaimedJsonLoader(Loader):
+    """jsonb of claimed jobs, decoded by pydantic-core's parser: the same values as the
+    default loader's ``json.loads`` for anything jsonb can hold, in less time per row."""
+
+    def load(self, data: Buffer) -> Any:
+        return from_json(data if isinstance(data, bytes) else bytes(data))
+
+
+_JSONB_OID: Final = psycopg.adapters.types["jsonb"].oid
+
+
+def _claim_loaders(on: Runner) -> None:
+    """Decode the claimed rows' jsonb with ``_ClaimedJsonLoader`` (set once per cursor)."""
+    adapters = on.adapters
+    if adapters.get_loader(_JSONB_OID, Format.TEXT) is not _ClaimedJsonLoader:
+        adapters.register_loader(_JSONB_OID, _ClaimedJsonLoader)
 
 
 class Store:
@@ -150,6 +172,7 @@ class Store:
     async def job_claim(
         self, on: Runner, queue: str, limit: int, lease: timedelta
     ) -> list[ClaimedJob]:
+        _claim_loaders(on)
         rows = await self._rows(on, self.sql.job_claim(queue, limit, lease))
         return list(map(ClaimedJob._make, rows))
 
@@ -158,6 +181,7 @@ class Store:
     ) -> tuple[list[ClaimedJob], ClaimPosition | None]:
         """Claim the due jobs that come after ``after`` in the claim order (None: from the
         start); return them and the position of the last one (None when none was claimed)."""
+        _claim_loaders(on)
         rows = await self._rows(on, self.sql.job_claim_after(queue, limit, lease, after))
         if not rows:
             return [], None
