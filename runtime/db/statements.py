@@ -250,6 +250,12 @@ class Statements:
     def queue_max_waits(self) -> Statement:
         return self._custom("queue_max_waits")
 
+    def queue_retention_due(self) -> Statement:
+        return self._custom("queue_retention_due")
+
+    def queue_archive_purge_due(self) -> Statement:
+        return self._custom("queue_archive_purge_due")
+
     def job_expire_waiting(self, queue: str, max_wait: timedelta, limit: int) -> Statement:
         """Lock and mark, for this transaction only, jobs of ``queue`` due for longer than
         ``max_wait``; ``job_fail_many`` with ``permanent`` then fails them."""

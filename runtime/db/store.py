@@ -290,6 +290,17 @@ class Store:
         """The queues that have a ``max_wait``."""
         return list(map(QueueMaxWait._make, await self._rows(conn, self.sql.queue_max_waits())))
 
+    async def queue_retention_due(self, conn: AsyncConn) -> list[tuple[str, timedelta | None]]:
+        """The queues that have finished jobs past their retention, each with its archive
+        duration (None: its finished jobs are deleted, not archived)."""
+        rows = await self._rows(conn, self.sql.queue_retention_due())
+        return [(str(name), archive) for name, archive in rows]
+
+    async def queue_archive_purge_due(self, conn: AsyncConn) -> list[QueueArchive]:
+        """The queues whose archive holds jobs older than their archive duration."""
+        rows = await self._rows(conn, self.sql.queue_archive_purge_due())
+        return list(map(QueueArchive._make, rows))
+
     async def job_expire_waiting(
         self, conn: AsyncConn, queue: str, max_wait: timedelta, limit: int
     ) -> list[WaitingJob]:

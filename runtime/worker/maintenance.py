@@ -12,8 +12,12 @@ the one that gets it (a killed holder's lock dies with its connection) does the 
   (``WaitExpired``), in bounded batches like retention.
 * activity roll-up: the figures of each minute that ended (jobs finished, the earliest due
   time of the jobs that stopped waiting) are added to ``job_minute`` for the dashboard.
-* retention: finished jobs older than their queue's ``retention`` are deleted in bounded batches
-  (each its own short transaction under a statement timeout) until done or out of time.
+* retention: finished jobs older than their queue's ``retention`` are deleted (or moved to the
+  archive) in bounded batches (each its own short transaction under a statement timeout) until
+  done or out of time, then archived jobs older than their queue's ``archive``. One statement
+  first lists the queues that have such jobs (one index probe per queue), and only those get
+  batches: a round over many queues with nothing to delete is a few statements, not a
+  transaction per queue.
 
 Every condition is evaluated on the database clock.
 """
@@ -63,6 +67,8 @@ class MaintenanceResult:
     #: Archived jobs deleted after their queue's archive duration (``deleted`` counts the
     #: finished jobs retention deleted or moved to the archive).
     archive_deleted: int = 0
+    #: Retention and archive purge batches run (a transaction each).
+    batches: int = 0
 
 
 class Maintenance:
@@ -151,19 +157,18 @@ class Maintenance:
                 return result
             if not await self._roll_minutes(conn):
                 return result
-            queues = await self._store.queue_list(conn)
-            self._on_queues(queues)  # keeps this process's queue cache fresh too
-            archives = await self._archives(conn)
-            for queue in queues:
+            self._on_queues(await self._store.queue_list(conn))  # this process's queue cache
+            for queue, archive in await self._store.queue_retention_due(conn):
                 while time.monotonic() < deadline:
                     async with conn.transaction():
                         if not await self._store.maintenance_lock(conn):
                             return result
-                        deleted = await self._retire(conn, queue.name, archives)
+                        deleted = await self._retire(conn, queue, archive is not None)
                     result.deleted += deleted
+                    result.batches += 1
                     if deleted < self._batch:
                         break
-            await self._purge_archives(conn, archives, result, deadline)
+            await self._purge_archives(conn, result, deadline)
         return result
 
     # -- max_wait expiry --
@@ -207,32 +212,26 @@ class Maintenance:
 
     # -- archive --
 
-    async def _archives(self, conn: AsyncConn) -> dict[str, timedelta]:
-        """Queue name -> archive duration, for the queues that archive their finished jobs."""
-        return {row.name: row.archive for row in await self._store.queue_archives(conn)}
-
-    async def _retire(self, conn: AsyncConn, queue: str, archives: dict[str, timedelta]) -> int:
+    async def _retire(self, conn: AsyncConn, queue: str, archives: bool) -> int:
         """One batch of ``queue``'s finished jobs past retention: moved to the archive when
         the queue has one, else deleted."""
-        if queue in archives:
+        if archives:
             return await self._store.job_archive_finished(conn, queue, self._batch)
         return await self._store.job_delete_finished(conn, queue, self._batch)
 
     async def _purge_archives(
-        self,
-        conn: AsyncConn,
-        archives: dict[str, timedelta],
-        result: MaintenanceResult,
-        deadline: float,
+        self, conn: AsyncConn, result: MaintenanceResult, deadline: float
     ) -> None:
-        """Delete archived jobs older than their queue's archive duration, batch by batch."""
-        for queue, archive in archives.items():
+        """Delete archived jobs older than their queue's archive duration, batch by batch, in
+        the queues that have any."""
+        for queue, archive in await self._store.queue_archive_purge_due(conn):
             while time.monotonic() < deadline:
                 async with conn.transaction():
                     if not await self._store.maintenance_lock(conn):
                         return
                     deleted = await self._store.job_archive_purge(conn, queue, archive, self._batch)
                 result.archive_deleted += deleted
+                result.batches += 1
                 if deleted < self._batch:
                     break
 

@@ -1,5 +1,5 @@
--- Named queries of max_wait expiry (jobs that waited too long to start), loaded by
--- runtime/db/queries.py and run only by runtime/db/store.py. {schema} becomes the quoted
+-- Named queries of max_wait expiry (jobs that waited too long to start) and of the queues
+-- retention and the archive purge have work in (maintenance), loaded by runtime/db/queries.py and run only by runtime/db/store.py. {schema} becomes the quoted
 -- schema name; everything else is a bound parameter (%(name)s).
 
 -- name: queue_max_waits
@@ -23,3 +23,27 @@ UPDATE {schema}.job AS j
 SET state = 'active'
 WHERE j.id = ANY(ARRAY(SELECT id FROM due))
 RETURNING j.id, j.retry_count, now() - j.start_after;
+
+-- name: queue_retention_due
+-- The queues that have finished jobs past their retention, and the archive duration of those
+-- that move them to the archive (NULL: deleted): one probe of job_finished (queue,
+-- completed_on) per queue, its oldest finished job, so that maintenance runs retention batches
+-- only for these instead of a transaction per queue per round.
+SELECT q.name, q.archive
+FROM {schema}.queue AS q
+WHERE EXISTS (
+    SELECT 1 FROM {schema}.job AS j
+    WHERE j.queue = q.name AND j.state > 'active' AND j.completed_on < now() - q.retention
+)
+ORDER BY q.name;
+
+-- name: queue_archive_purge_due
+-- The queues whose archive holds jobs older than its archive duration: one probe of
+-- job_archive_expiry (queue, archived_on) per archiving queue.
+SELECT q.name, q.archive
+FROM {schema}.queue AS q
+WHERE q.archive IS NOT NULL AND EXISTS (
+    SELECT 1 FROM {schema}.job_archive AS a
+    WHERE a.queue = q.name AND a.archived_on < now() - q.archive
+)
+ORDER BY q.name;
