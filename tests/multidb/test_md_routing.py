@@ -20,6 +20,7 @@ from typed_queues.runtime import (
     JobContext,
     QueueSpec,
     RemoteSubscription,
+    Schedule,
     Worker,
     make_envelope,
 )
@@ -215,3 +216,40 @@ async def test_one_server_keeps_the_subscription_atomic(
         boss.relay_from(boss.database("ledger"), "notifications.email")  # same Boss: nothing
         await boss.send("ledger.entries", make_envelope("entry-booked", {"n": 1}))
         assert len(_jobs(dsn, schema_name, "notifications.email")) == 1
+
+
+async def test_schedules_and_maintenance_run_on_the_domains_server(
+    dsn: str, second_dsn: str, schema_name: str
+) -> None:
+    tick = Schedule(
+        name="ledger.close-day",
+        queue="ledger.entries",
+        event="day-closed",
+        every=timedelta(seconds=1),
+    )
+    spec = QueueSpec(name="ledger.entries", database="ledger", schedules=(tick,))
+    boss = Boss(
+        dsn,
+        schema=schema_name,
+        databases={"ledger": second_dsn},
+        poll_interval=timedelta(milliseconds=200),
+    )
+    async with boss:
+        await boss.create_queues([spec])
+        with psycopg.connect(second_dsn) as conn:
+            names = conn.execute(f'SELECT name FROM "{schema_name}".schedule').fetchall()  # noqa: S608
+        assert names == [("ledger.close-day",)]
+        fired = asyncio.Event()
+
+        async def handle(job: JobContext) -> None:
+            if job.event == "day-closed":
+                fired.set()
+
+        # a worker of the domain runs the scheduler and maintenance of that server
+        worker = Worker(boss.database("ledger"), "ledger.entries", handle)
+        await worker.start()
+        await asyncio.wait_for(fired.wait(), 15)
+        await worker.stop()
+        assert await boss.database("ledger").run_maintenance() is not None
+        assert _jobs(second_dsn, schema_name, "ledger.entries")
+        assert _queues(dsn, schema_name) == set()  # nothing of the ledger on the default server
