@@ -104,20 +104,21 @@ def envelopes_json(event: str, payloads: Iterable[BaseModel], source: str | None
 
 def _texts(frame: _Frame, payloads: Iterable[BaseModel]) -> Iterator[str | dict[str, Any]]:
     head, tail, envelope_of = frame.head, frame.tail, frame.envelope
-    models: dict[type[BaseModel], tuple[SchemaSerializer, bool]] = {}
+    model: type[BaseModel] | None = None
+    serializer: SchemaSerializer | None = None
+    exact = False
     for payload in payloads:
-        model = type(payload)
-        known = models.get(model)
-        if known is None:
-            known = models[model] = (model.__pydantic_serializer__, _json_exact(model))
-        serializer, exact = known
+        if type(payload) is not model:  # once per model (a batch has one, mostly)
+            model = type(payload)
+            serializer, exact = model.__pydantic_serializer__, _json_exact(model)
+        assert serializer is not None
         try:
             raw = serializer.to_json(payload, by_alias=True)
         except Exception:  # the dict way raises it again, or the engine says what is wrong
             yield envelope_of(payload)
             continue
         if exact or not (b"null" in raw or b"NaN" in raw or b"Infinity" in raw):
-            yield head + raw.decode() + tail
+            yield f"{head}{raw.decode()}{tail}"
         else:
             yield envelope_of(payload)
 

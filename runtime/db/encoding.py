@@ -129,11 +129,9 @@ def _checked(queue: str, text: str, max_bytes: int, data: object) -> str:
 
 
 def _check_or_encode(queue: str, item: object, max_bytes: int) -> str:
-    return (
-        check_json(queue, item, max_bytes)
-        if type(item) is str
-        else encode_data(queue, item, max_bytes)
-    )
+    if type(item) is str:
+        return _checked(queue, item, max_bytes, None)
+    return encode_data(queue, item, max_bytes)
 
 
 def encode_many(
@@ -146,6 +144,15 @@ def encode_many(
     texts: list[str] = []
     append = texts.append
     for index, item in enumerate(items, start):
+        if (  # the common encoded item, checked here: clean ASCII text within the limit
+            encoded
+            and type(item) is str
+            and _ESCAPED_NUL not in item
+            and item.isascii()
+            and len(item) <= max_bytes
+        ):
+            append(item)
+            continue
         try:
             append(one(queue, item, max_bytes))
         except PayloadError as exc:
