@@ -256,7 +256,11 @@ class Boss:
         await self.create_queues([spec])
 
     async def create_queues(self, specs: Iterable[QueueSpec]) -> None:
-        """Create or update several queues in one transaction."""
+        """Create or update several queues in one transaction per database.
+
+        A spec with a ``database`` goes to that database's Boss (``database()``); a remote
+        subscription from another server makes its outbox queue there (``RemoteSubscription``).
+        """
         specs = list(specs)
         for spec in specs:
             if not isinstance(spec, QueueSpec):
