@@ -10,13 +10,15 @@ running jobs finish up to a grace period, then cancels the rest and hands them b
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
+import types
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ..db import ClaimedJob
 from ..db.encoding import encode_output, error_document
@@ -43,6 +45,8 @@ Processor = Callable[[JobContext], Awaitable[object]]
 
 #: Seconds a job claimed ahead may wait for a free slot before it goes back to the queue.
 _AHEAD_HOLD_S = 1.0
+#: Jobs a runner starts in a row before it lets the event loop run (claims, writes).
+_BURST: Final = 32
 
 
 @dataclass(slots=True)
@@ -61,6 +65,33 @@ class _Running:
         """Decide the outcome without the handler, and tell the handler (``job.cancelled``)."""
         self.settled = True
         self.ctx.mark_cancelled()
+
+
+@types.coroutine
+def _resume(
+    coro: Coroutine[Any, Any, None], context: contextvars.Context, awaited: Any
+) -> Generator[Any, Any, None]:
+    """Drive ``coro``, whose first step ran in ``context`` and is waiting on ``awaited``, to
+    its end on the task that awaits this: what the task sends or throws goes to ``coro``, each
+    step in ``context`` (the job's own copy of the context variables), as if ``coro`` were
+    that task's own coroutine."""
+    run = context.run
+    while True:
+        try:
+            sent = yield awaited
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # thrown in by the task: a cancellation, mostly
+            try:
+                awaited = run(coro.throw, exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                awaited = run(coro.send, sent)
+            except StopIteration:
+                return
 
 
 class Worker:
@@ -97,6 +128,12 @@ class Worker:
         self._processor = processor
         self._services: WorkerServices | None = None
         self._running: dict[JobId, _Running] = {}
+        #: Runner tasks (see ``_run_ready``), and how many of them are free (not tied to a
+        #: job that awaits).
+        self._runners: set[asyncio.Task[None]] = set()
+        self._free_runners = 0
+        #: Jobs launched (running, in a slot) that a runner has not started yet.
+        self._starting: deque[_Running] = deque()
         #: Claimed (leased, heartbeated) jobs waiting for a free slot; see ``_claim_loop``.
         self._ready: deque[ClaimedJob] = deque()
         self._policy = ClaimAhead(self.concurrency, self.batch_size)
@@ -206,9 +243,68 @@ class Worker:
                 await self._pause(min(idle, position.due_in(time.monotonic())))
 
     def _start_ready(self, services: WorkerServices) -> None:
+        """Start held jobs while there are free slots: each becomes running now (``_launch``)
+        and a free runner (``_run_ready``) runs it next."""
         ready = self._ready
-        while ready and len(self._running) < self.concurrency:
-            self._launch(services, ready.popleft())
+        while ready and not self._stopping and len(self._running) < self.concurrency:
+            self._starting.append(self._launch(services, ready.popleft()))
+        if self._starting and not self._free_runners:
+            self._free_runners += 1
+            task = asyncio.get_running_loop().create_task(
+                self._run_ready(services), name=f"queues-runner:{self.label}"
+            )
+            self._runners.add(task)
+            task.add_done_callback(self._runners.discard)
+
+    def _next_job(self, services: WorkerServices) -> _Running | None:
+        """The next job a runner runs: one launched for it, else a held one if a slot is free."""
+        if self._starting:
+            return self._starting.popleft()
+        if self._ready and not self._stopping and len(self._running) < self.concurrency:
+            return self._launch(services, self._ready.popleft())
+        return None
+
+    async def _run_ready(self, services: WorkerServices) -> None:
+        """A runner: runs the launched jobs, then held ones while slots are free, one after
+        another.
+
+        A job's first step runs here, in a copy of the context of its own; a job that finishes
+        in it (a handler that never waits) costs no task of its own. A job that awaits keeps
+        this task as its own until it ends (the task its lease loss, expiry or stop cancels,
+        and what ``asyncio.current_task()`` was from its start), while a new runner goes on
+        with the other jobs; then this one ends (no later job shares a task with a job that
+        awaited, or with what it left keyed by its task).
+        """
+        task = asyncio.current_task()
+        burst = 0
+        try:
+            while (running := self._next_job(services)) is not None:
+                if running.settled:  # given up before it started (lease lost, stop)
+                    self._running.pop(running.ctx.id, None)
+                    self._slot.set()
+                    continue
+                coro = self._execute(running.ctx, running)
+                context = contextvars.copy_context()
+                try:
+                    awaited = context.run(coro.send, None)
+                except StopIteration:
+                    burst += 1
+                    if burst == _BURST:
+                        burst = 0
+                        await asyncio.sleep(0)  # let claims and writes run
+                    continue
+                except Exception:  # (_execute handles the handler's errors: a bug of ours)
+                    log.exception("worker %s: running a job failed", self.label)
+                    continue
+                running.task = task
+                break
+            else:
+                return
+        finally:
+            self._free_runners -= 1
+        self._start_ready(services)  # another runner for the other jobs
+        await _resume(coro, context, awaited)
+        self._start_ready(services)  # (a slot is free)
 
     async def _pause(self, delay: float) -> None:
         """Sleep until woken (a notification, a stop) or ``delay`` passes."""
@@ -216,7 +312,8 @@ class Worker:
             return
         await self._wake.wait(delay)
 
-    def _launch(self, services: WorkerServices, job: ClaimedJob) -> None:
+    def _launch(self, services: WorkerServices, job: ClaimedJob) -> _Running:
+        """A held job becomes running (its task is set by the runner if it awaits)."""
         job_id, fence = job.id, job.fence
         writer = services.writer
 
@@ -237,7 +334,7 @@ class Worker:
             running.expire_s = job.expire_in.total_seconds()
             self._own_expiry_tick = min(self._own_expiry_tick, max(0.02, running.expire_s / 10))
         self._running[job_id] = running
-        running.task = asyncio.get_running_loop().create_task(self._execute(ctx, running))
+        return running
 
     async def _expire_loop(self) -> None:
         """Fail and cancel attempts running longer than the queue's ``expire_in`` (one timer
@@ -276,10 +373,12 @@ class Worker:
         runs on, but its result is ignored) and nothing is written for it."""
         running = self._running.get(job_id)
         if running is not None:
-            if running.settled or running.task is None:
+            if running.settled:
                 return
             running.settle()
-            running.task.cancel()
+            if running.task is not None:
+                running.task.cancel()
+            # (else it has not started: its runner drops it)
         elif any(job.id == job_id for job in self._ready):
             self._ready = deque(job for job in self._ready if job.id != job_id)
         else:
@@ -331,8 +430,6 @@ class Worker:
             self._running.pop(ctx.id, None)
             self._policy.finished(time.monotonic() - running.started)
             self._flow.job_finished()
-            if self._ready and not self._stopping:  # the next held job takes the slot now
-                self._launch(services, self._ready.popleft())
             self._slot.set()
 
     # -- stopping ----------------------------------------------------------------------------
@@ -389,7 +486,9 @@ class Worker:
 
     async def _drain(self, grace: float) -> None:
         await self._return_ready()
+        # (the runners too: jobs launched but not started yet are theirs to run)
         tasks = [r.task for r in self._running.values() if r.task is not None]
+        tasks.extend(self._runners)
         if tasks:
             hurry: asyncio.Future[Any] = asyncio.ensure_future(self._hurry.wait())
             try:
@@ -408,7 +507,7 @@ class Worker:
         leftovers = [
             (job_id, r)
             for job_id, r in self._running.items()
-            if r.task is not None and not r.settled  # (an expired one's failure stands)
+            if not r.settled  # (an expired one's failure stands)
         ]
         if not leftovers:
             return
@@ -417,8 +516,8 @@ class Worker:
         for job_id, running in leftovers:
             running.settle()
             services.writer.untrack(job_id)
-            assert running.task is not None
-            running.task.cancel()
+            if running.task is not None:  # (else not started: its runner drops it)
+                running.task.cancel()
         returned = await services.hand_back([(job_id, r.fence) for job_id, r in leftovers])
         log.info(
             "worker %s: handed back %d unfinished jobs after %.1fs grace",
@@ -427,7 +526,8 @@ class Worker:
             grace,
         )
         unwinding = [r.task for _, r in leftovers if r.task is not None]
-        await asyncio.wait(unwinding, timeout=1.0)
+        if unwinding:
+            await asyncio.wait(unwinding, timeout=1.0)
 
     # -- one-shot runs (typed_queues.runtime.testing) --
 

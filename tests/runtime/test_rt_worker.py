@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import threading
 from datetime import timedelta
@@ -357,3 +358,46 @@ async def test_handlers_get_the_data_as_stored(fast_boss: Boss) -> None:
         assert data == job.data
         assert payload == (job.data["payload"] if "event" in job.data else job.data)
         assert event == job.data.get("event")
+
+
+_SEEN: contextvars.ContextVar[int | None] = contextvars.ContextVar("_SEEN", default=None)
+
+
+async def test_each_job_has_its_own_context_and_one_task_from_start_to_end(
+    fast_boss: Boss,
+) -> None:
+    """Jobs that finish without awaiting share a runner task but never each other's context
+    variables; a job that awaits keeps the one task it started on (what ``asyncio.timeout``
+    and ``current_task`` rely on), and its timeout cancels it alone."""
+    await make_queue(fast_boss, retry=RetryPolicy(limit=0))
+    ids = await fast_boss.send_many("q", [{"n": n} for n in range(60)])
+    leaked: list[int] = []
+    switched: list[int] = []
+    finished: list[int] = []
+
+    async def handler(ctx: JobContext) -> int:
+        n = int(ctx.payload["n"])
+        before = _SEEN.get()
+        if before is not None:
+            leaked.append(n)
+        _SEEN.set(n)
+        if n % 3:
+            task = asyncio.current_task()
+            if n == 10:
+                async with asyncio.timeout(0.05):
+                    await asyncio.sleep(30)
+            await asyncio.sleep(0.01)
+            if asyncio.current_task() is not task or _SEEN.get() != n:
+                switched.append(n)
+        finished.append(n)
+        return n
+
+    worker = Worker(fast_boss, "q", handler, concurrency=8)
+    await worker.start()
+    for n, job_id in enumerate(ids):
+        await _wait_state(fast_boss, job_id, JobState.FAILED if n == 10 else JobState.COMPLETED)
+    await worker.stop()
+    assert leaked == [] and switched == []
+    assert sorted(finished) == [n for n in range(60) if n != 10]
+    failed = await fast_boss.get_job(ids[10])
+    assert failed is not None and failed.errors[-1].type == "TimeoutError"
