@@ -153,7 +153,10 @@ def _own_serialiser(serialization: object) -> bool:
 def _json_exact(model: type[BaseModel]) -> bool:
     """Whether ``model``'s JSON can never hold a non-finite float: its schema (nested
     models included) has no float and no serialiser of the user's."""
-    return _no_float(model.__pydantic_core_schema__, set())
+    try:
+        return _no_float(model.__pydantic_core_schema__, {id(model)})
+    except RecursionError:  # a schema too deep to walk: look for the words in its texts
+        return False
 
 
 def _no_float(node: object, seen: set[int]) -> bool:
