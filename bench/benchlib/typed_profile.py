@@ -9,8 +9,9 @@ In one process, rounds interleaved so that every ratio is of the same minute:
   plain `{"i": n}` dicts; and, for comparison, pydantic serialising the whole batch in one call
   (`TypeAdapter(list[Model]).dump_json`);
 * the whole sends against a database: `Boss.send_many` of `{"i": n}` dicts, of prebuilt
-  envelope dicts, `enqueue_tick_many` with the models built inside and outside the timing, and
-  the envelope dicts of the models built inside (`typed.envelopes`: the SDK's send before).
+  envelope dicts, of prebuilt envelope texts (`EncodedMany`: what the bigger rows alone cost),
+  `enqueue_tick_many` with the models built inside and outside the timing, and the envelope
+  dicts of the models built inside (`typed.envelopes`: the SDK's send before).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 import psycopg
 
 from typed_queues.runtime import Boss, make_envelope
+from typed_queues.runtime.client.requests import EncodedMany
 from typed_queues.runtime.db.encoding import encode_many
 
 from .sdk import PACKAGE, QUEUE, generate_sdk
@@ -89,12 +91,16 @@ async def _sends(dsn: str, sdk: Any, n: int, rounds: int) -> dict[str, list[floa
         await boss.send_many(QUEUE, [{"i": 0}])  # warm: connection, queue cache
         prebuilt_models = [tick(i=i) for i in range(n)]
         prebuilt_envelopes = [make_envelope("tick", {"i": i}) for i in range(n)]
+        prebuilt_texts = list(typed.envelopes_json("tick", prebuilt_models, None).items)
         cases: dict[str, Callable[[], Any]] = {
             "engine: send_many({'i': n} dicts)": lambda: boss.send_many(
                 QUEUE, ({"i": i} for i in range(n))
             ),
             "engine: send_many(prebuilt envelope dicts)": lambda: boss.send_many(
                 QUEUE, prebuilt_envelopes
+            ),
+            "engine: send_many(EncodedMany of prebuilt envelope texts)": lambda: boss.send_many(
+                QUEUE, EncodedMany("tick", prebuilt_texts)
             ),
             "SDK: enqueue_tick_many(Tick(i=n) built inside)": lambda: sdk.bench.enqueue_tick_many(
                 boss, (tick(i=i) for i in range(n))
