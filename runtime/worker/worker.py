@@ -30,6 +30,7 @@ from ..tracing import job_tracer, run_in_span
 from .claim_ahead import ClaimAhead
 from .claim_cursor import ClaimCursor
 from .flow import FlowGate, own_expiry_error, snooze_job
+from .result_writer import ResultWriter
 from .services import WorkerServices
 from .transaction_hooks import WriterHooks
 from .wakeup import Signal
@@ -92,6 +93,24 @@ def _resume(
                 awaited = run(coro.send, sent)
             except StopIteration:
                 return
+
+
+class _WorkerJob(JobContext):
+    """The ``JobContext`` a worker's handlers get: ``heartbeat()`` goes straight to the result
+    writer (no closure made per job)."""
+
+    __slots__ = ("_writer",)
+
+    def __init__(
+        self, writer: ResultWriter, job: ClaimedJob, queue: str, tx: JobTransactions | None
+    ):
+        super().__init__(
+            job.id, queue, job.data, attempt=job.retry_count + 1, fence=job.fence, transactions=tx
+        )
+        self._writer = writer
+
+    async def heartbeat(self) -> None:
+        await self._writer.heartbeat_one(self.id, self.fence)
 
 
 class Worker:
@@ -314,26 +333,12 @@ class Worker:
 
     def _launch(self, services: WorkerServices, job: ClaimedJob) -> _Running:
         """A held job becomes running (its task is set by the runner if it awaits)."""
-        job_id, fence = job.id, job.fence
-        writer = services.writer
-
-        async def heartbeat() -> None:
-            await writer.heartbeat_one(job_id, fence)
-
-        ctx = JobContext(
-            job_id,
-            self.queue,
-            job.data,
-            attempt=job.retry_count + 1,
-            fence=fence,
-            heartbeat=heartbeat,
-            transactions=self._transactions,
-        )
-        running = _Running(None, fence, time.monotonic(), ctx)
+        ctx = _WorkerJob(services.writer, job, self.queue, self._transactions)
+        running = _Running(None, job.fence, time.monotonic(), ctx)
         if job.expire_in is not None:
             running.expire_s = job.expire_in.total_seconds()
             self._own_expiry_tick = min(self._own_expiry_tick, max(0.02, running.expire_s / 10))
-        self._running[job_id] = running
+        self._running[job.id] = running
         return running
 
     async def _expire_loop(self) -> None:
@@ -559,19 +564,7 @@ class Worker:
     async def _run_one(self, services: WorkerServices, job: ClaimedJob) -> OneShotRun:
         writer = services.writer
         job_id, fence = job.id, job.fence
-
-        async def heartbeat() -> None:
-            await writer.heartbeat_one(job_id, fence)
-
-        ctx = JobContext(
-            job_id,
-            self.queue,
-            job.data,
-            attempt=job.retry_count + 1,
-            fence=fence,
-            heartbeat=heartbeat,
-            transactions=self._transactions,
-        )
+        ctx = _WorkerJob(writer, job, self.queue, self._transactions)
         writer.track(job_id, fence)
         error: BaseException | None = None
         output: object = None

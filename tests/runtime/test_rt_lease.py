@@ -313,3 +313,41 @@ async def test_a_worker_that_loses_the_lease_stops_the_handler(
         expected = "cancelled" if how == "cancelled" else "active"
         assert job.state == expected and job.output is None
         assert worker.active_jobs == 0
+
+
+async def test_a_handlers_own_heartbeat_extends_its_lease(dsn: str, schema_name: str) -> None:
+    # job.heartbeat() (the worker's JobContext sends it to the result writer): the lease the
+    # database holds moves forward while the handler runs (the writer's own timer is far off),
+    # and the job still completes once.
+    async with Boss(
+        dsn, schema=schema_name, lease=timedelta(seconds=30), heartbeat_interval=60
+    ) as boss:
+        await make_queue(boss, retry=NO_RETRY_DELAY)
+        leases: list[Any] = []
+
+        async def lease_until(job_id: JobId) -> Any:
+            job = await boss.get_job(job_id)
+            assert job is not None
+            return job.lease_until
+
+        async def handler(ctx: JobContext) -> str:
+            leases.append(await lease_until(ctx.id))
+            for _ in range(2):
+                await asyncio.sleep(0.05)
+                await ctx.heartbeat()
+                leases.append(await lease_until(ctx.id))
+            return "done"
+
+        job_id = await boss.send("q", {})
+        worker = Worker(boss, "q", handler)
+        await worker.start()
+
+        async def completed() -> bool:
+            job = await boss.get_job(job_id)
+            return job is not None and job.state is JobState.COMPLETED
+
+        await wait_until(completed, within=15)
+        await worker.stop()
+        assert len(leases) == 3 and leases[0] < leases[1] < leases[2]
+        job = await boss.get_job(job_id)
+        assert job is not None and (job.output, job.fence) == ("done", 1)
