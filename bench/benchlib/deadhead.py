@@ -6,11 +6,13 @@ head of the order the claim reads in. This builds such a head on purpose (autova
 the table; `queued` jobs, `claimed` of them claimed and completed by the SQL floor's loop),
 then times the worker's claim of 50 two ways, each rolled back:
 
-* as the runtime runs it (`claim_work`): the index scan starts at the head;
-* with a cursor: the same statement with `AND priority = 0 AND (start_after, id) > (t, id)`,
-  t and id those of the last job claimed, so that the scan starts past the head (the proposed
-  fix; a worker would keep one cursor per priority and rescan from the start now and then for
-  jobs due earlier than the cursor).
+* `claim_work` (a claim from the head, as the runtime ran every claim before the cursor and
+  still runs `Worker.run_ready`'s and flow-limited queues' claims): the index scan starts at
+  the head;
+* `claim_work_after` with no position: the worker's claim from the start (its first claim,
+  then about once a second), the same scan;
+* `claim_work_after` from the position of the last job claimed: the worker's usual claim
+  (runtime/worker/claim_cursor.py), whose scan starts past the head.
 
 Then it runs VACUUM and times the plain claim again.
 """
@@ -31,19 +33,6 @@ __all__ = ["dead_head"]
 
 QUEUE = "bench.ticks"
 LEASE = timedelta(seconds=30)
-
-
-def _cursor_claim(claim: bytes) -> bytes:
-    """`claim_work` whose inner SELECT starts after the cursor (%(after)s, %(after_id)s)."""
-    cond = b"WHERE queue = %(queue)s AND state < 'active' AND start_after <= now()"
-    if cond not in claim:
-        raise RuntimeError("claim_work changed: update benchlib/deadhead.py to the new statement")
-    return claim.replace(
-        cond,
-        cond
-        + b" AND priority = 0 AND (start_after, id) > (%(after)s::timestamptz, %(after_id)s::uuid)",
-        1,
-    )
 
 
 def _explain(conn: psycopg.Connection[Any], sql: bytes, params: dict[str, Any]) -> dict[str, Any]:
@@ -80,8 +69,7 @@ def dead_head(dsn: str, queued: int, claimed: int) -> None:
     if not sep or b"FROM claimed" not in tail:
         raise RuntimeError("claim_work changed: update benchlib/deadhead.py to the new statement")
     aggregated = head + (
-        b"\nSELECT count(*)::int, array_agg(id)::text, array_agg(fence)::text,"
-        b" max(start_after), max(id::text) FROM claimed"
+        b"\nSELECT count(*)::int, array_agg(id)::text, array_agg(fence)::text FROM claimed"
     )
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("ALTER TABLE queues.job SET (autovacuum_enabled = off)")
@@ -95,23 +83,28 @@ def dead_head(dsn: str, queued: int, claimed: int) -> None:
         params = {"queue": QUEUE, "limit": 50, "lease": LEASE}
         print(f"{queued:,} queued, vacuumed: claim of 50 {_explain(conn, claim, params)}")
         t, done = time.perf_counter(), 0
-        after: Any = None
-        after_id: Any = None
         while done < claimed:
             row = conn.execute(aggregated, {**params, "limit": 500}, prepare=True).fetchone()
             assert row is not None and row[0]
-            count, ids, fences, after, after_id = row
+            count, ids, fences = row
             nulls = "{" + ",".join(["NULL"] * count) + "}"
             conn.execute(
                 q["complete_many"], {"ids": ids, "fences": fences, "outputs": nulls}, prepare=False
             )
             done += count
         print(f"claimed and completed {done:,} in {time.perf_counter() - t:.1f} s, no vacuum")
+        last = conn.execute(
+            "SELECT priority, start_after, id FROM queues.job WHERE state = 'completed'"
+            " ORDER BY priority, start_after DESC, id DESC LIMIT 1"
+        ).fetchone()
+        assert last is not None
+        position = dict(zip(("priority", "start_after", "id"), last, strict=True))
+        start = {"priority": None, "start_after": None, "id": None}
         plain = _explain(conn, claim, params)
-        cursor = _explain(
-            conn, _cursor_claim(claim), {**params, "after": after, "after_id": after_id}
-        )
-        print(f"  claim of 50 as the runtime runs it: {plain}")
-        print(f"  claim of 50 from a cursor:          {cursor}")
+        from_start = _explain(conn, q["claim_work_after"], {**params, **start})
+        cursor = _explain(conn, q["claim_work_after"], {**params, **position})
+        print(f"  claim of 50, claim_work (from the head):      {plain}")
+        print(f"  claim of 50, claim_work_after from the start: {from_start}")
+        print(f"  claim of 50, claim_work_after from the cursor: {cursor}")
         conn.execute("VACUUM queues.job")
         print(f"after VACUUM: claim of 50 {_explain(conn, claim, params)}")
