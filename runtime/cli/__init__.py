@@ -310,14 +310,18 @@ def _status(args: argparse.Namespace) -> int:
     configure_logging(args.log_format, level=args.log_level)
     dsn = require_dsn(args.dsn)
     schema = args.schema or "queues"
-    stats, schedules = asyncio.run(_run_status(dsn, schema))
+    stats, schedules, warning = asyncio.run(_run_status(dsn, schema))
     print(render_status(stats, schema=schema))
     if schedules:  # (events) each schedule's next run
         print("\n" + render_schedules(schedules))
+    if warning is not None:
+        print(warning, file=sys.stderr)
     return 0
 
 
-async def _run_status(dsn: str, schema: str) -> tuple[list[QueueStats], list[ScheduleInfo]]:
+async def _run_status(
+    dsn: str, schema: str
+) -> tuple[list[QueueStats], list[ScheduleInfo], str | None]:
     import psycopg
 
     from ..client import Boss
@@ -331,7 +335,7 @@ async def _run_status(dsn: str, schema: str) -> tuple[list[QueueStats], list[Sch
             schedules = await boss.schedules()
         except psycopg.errors.UndefinedTable:  # a schema from before schedules (0004)
             schedules = []
-        return stats, schedules
+        return stats, schedules, await boss.autovacuum_warning()
     except psycopg.errors.UndefinedTable:
         raise Failure(
             f"schema {schema!r} has no queue tables: run `queues migrate --schema {schema}`"

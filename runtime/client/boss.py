@@ -665,6 +665,13 @@ class Boss:
 
         return await Overview(self._store, self._connections).queues(queue)
 
+    async def autovacuum_warning(self) -> str | None:
+        """A warning when autovacuum does not vacuum this schema's job table (off for the
+        server or the table), for ``queues status``; None when it does."""
+        from .overview import Overview
+
+        return await Overview(self._store, self._connections).autovacuum_warning()
+
     async def queue_activity(
         self,
         queue: str | None = None,

@@ -30,6 +30,7 @@ __all__ = [
     "QueueActivity",
     "QueueOverview",
     "activity_minutes",
+    "autovacuum_warning",
 ]
 
 #: Minutes of activity shown (the last hour, the current minute included).
@@ -205,10 +206,33 @@ class Overview:
         bounded = read >= scan
         return EventSearch(jobs, read, bounded, oldest if bounded else None)
 
+    async def autovacuum_warning(self) -> str | None:
+        """What to tell an operator when autovacuum does not vacuum the job table (None when
+        it does, or when the schema has no job table yet)."""
+        state = await self._connections.with_retry(self._store.autovacuum_state)
+        return None if state is None else autovacuum_warning(self._store.schema, *state)
+
     async def _oldest_due(self, conn: AsyncConn, queue: str | None) -> dict[str, datetime | None]:
         # Only the oldest queued job's time is needed: the counts are read with a cap of 1.
         rows = await self._store.queue_counts_capped(conn, queue, 1)
         return {row.name: row.oldest for row in rows}
+
+
+def autovacuum_warning(schema: str, server_on: bool, table_on: bool, naptime: str) -> str | None:
+    """The warning for an autovacuum that is off for the server or for the job table."""
+    if server_on and table_on:
+        return None
+    where = (
+        "autovacuum is off on this server (autovacuum or track_counts)"
+        if not server_on
+        else f'autovacuum is off for "{schema}".job (autovacuum_enabled = off)'
+    )
+    return (
+        f"warning: {where}: every claim, completion and deletion leaves a dead row version "
+        "that only vacuum removes, so the job table and its indexes grow and claims slow down; "
+        f"turn it on (and on a busy queue server lower autovacuum_naptime, now {naptime}, to "
+        "10s), or VACUUM the job table on a schedule"
+    )
 
 
 def activity_minutes(now: datetime) -> list[datetime]:

@@ -250,6 +250,9 @@ class Statements:
     def queue_max_waits(self) -> Statement:
         return self._custom("queue_max_waits")
 
+    def autovacuum_state(self) -> Statement:
+        return self._custom("autovacuum_state", {"schema": self.schema})
+
     def queue_retention_due(self) -> Statement:
         return self._custom("queue_retention_due")
 

@@ -290,6 +290,12 @@ class Store:
         """The queues that have a ``max_wait``."""
         return list(map(QueueMaxWait._make, await self._rows(conn, self.sql.queue_max_waits())))
 
+    async def autovacuum_state(self, conn: AsyncConn) -> tuple[bool, bool, str] | None:
+        """Whether the server runs autovacuum, whether the job table allows it, and the
+        naptime; None when the schema has no job table."""
+        rows = await self._rows(conn, self.sql.autovacuum_state())
+        return (bool(rows[0][0]), bool(rows[0][1]), str(rows[0][2])) if rows else None
+
     async def queue_retention_due(self, conn: AsyncConn) -> list[tuple[str, timedelta | None]]:
         """The queues that have finished jobs past their retention, each with its archive
         duration (None: its finished jobs are deleted, not archived)."""

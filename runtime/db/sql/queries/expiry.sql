@@ -47,3 +47,16 @@ WHERE q.archive IS NOT NULL AND EXISTS (
     WHERE a.queue = q.name AND a.archived_on < now() - q.archive
 )
 ORDER BY q.name;
+
+-- name: autovacuum_state
+-- Whether autovacuum vacuums the job table: the server's switch (and track_counts, without
+-- which it never starts a pass), the table's own autovacuum_enabled, and the naptime. Every
+-- claim, completion and deletion leaves a dead version behind; without vacuum the table and
+-- its indexes grow for good (queues status warns).
+SELECT current_setting('autovacuum')::bool AND current_setting('track_counts')::bool,
+       coalesce((SELECT o.option_value::bool FROM pg_options_to_table(c.reloptions) AS o
+                 WHERE o.option_name = 'autovacuum_enabled'), true),
+       current_setting('autovacuum_naptime')
+FROM pg_class AS c
+WHERE c.relname = 'job' AND c.relkind IN ('r', 'p')
+  AND c.relnamespace = (SELECT n.oid FROM pg_namespace AS n WHERE n.nspname = %(schema)s);
