@@ -46,8 +46,10 @@ Processor = Callable[[JobContext], Awaitable[object]]
 
 #: Seconds a job claimed ahead may wait for a free slot before it goes back to the queue.
 _AHEAD_HOLD_S = 1.0
-#: Jobs a runner starts in a row before it lets the event loop run (claims, writes).
+#: Jobs a runner runs in a row, and seconds, before it lets the event loop run (claims,
+#: writes, heartbeats): handlers that never await would otherwise hold the loop together.
 _BURST: Final = 32
+_BURST_S: Final = 0.002
 
 
 @dataclass(slots=True)
@@ -296,6 +298,7 @@ class Worker:
         """
         task = asyncio.current_task()
         burst = 0
+        since = time.monotonic()
         try:
             while (running := self._next_job(services)) is not None:
                 if running.settled:  # given up before it started (lease lost, stop)
@@ -308,9 +311,9 @@ class Worker:
                     awaited = context.run(coro.send, None)
                 except StopIteration:
                     burst += 1
-                    if burst == _BURST:
-                        burst = 0
-                        await asyncio.sleep(0)  # let claims and writes run
+                    if burst == _BURST or time.monotonic() - since >= _BURST_S:
+                        await asyncio.sleep(0)  # let claims, writes and heartbeats run
+                        burst, since = 0, time.monotonic()
                     continue
                 except Exception:  # (_execute handles the handler's errors: a bug of ours)
                     log.exception("worker %s: running a job failed", self.label)
