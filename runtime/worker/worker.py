@@ -155,6 +155,7 @@ class Worker:
         self._free_runners = 0
         #: Jobs launched (running, in a slot) that a runner has not started yet.
         self._starting: deque[_Running] = deque()
+        self._runner_name = f"queues-runner:{self.label}"
         #: Claimed (leased, heartbeated) jobs waiting for a free slot; see ``_claim_loop``.
         self._ready: deque[ClaimedJob] = deque()
         self._policy = ClaimAhead(self.concurrency, self.batch_size)
@@ -272,10 +273,9 @@ class Worker:
         if self._starting and not self._free_runners:
             self._free_runners += 1
             task = asyncio.get_running_loop().create_task(
-                self._run_ready(services), name=f"queues-runner:{self.label}"
+                self._run_ready(services), name=self._runner_name
             )
-            self._runners.add(task)
-            task.add_done_callback(self._runners.discard)
+            self._runners.add(task)  # (a reference until it ends: it removes itself)
 
     def _next_job(self, services: WorkerServices) -> _Running | None:
         """The next job a runner runs: one launched for it, else a held one if a slot is free."""
@@ -297,36 +297,39 @@ class Worker:
         awaited, or with what it left keyed by its task).
         """
         task = asyncio.current_task()
-        burst = 0
-        since = time.monotonic()
         try:
-            while (running := self._next_job(services)) is not None:
-                if running.settled:  # given up before it started (lease lost, stop)
-                    self._running.pop(running.ctx.id, None)
-                    self._slot.set()
-                    continue
-                coro = self._execute(running.ctx, running)
-                context = contextvars.copy_context()
-                try:
-                    awaited = context.run(coro.send, None)
-                except StopIteration:
-                    burst += 1
-                    if burst == _BURST or time.monotonic() - since >= _BURST_S:
-                        await asyncio.sleep(0)  # let claims, writes and heartbeats run
-                        burst, since = 0, time.monotonic()
-                    continue
-                except Exception:  # (_execute handles the handler's errors: a bug of ours)
-                    log.exception("worker %s: running a job failed", self.label)
-                    continue
-                running.task = task
-                break
-            else:
-                return
+            burst = 0
+            since = time.monotonic()
+            try:
+                while (running := self._next_job(services)) is not None:
+                    if running.settled:  # given up before it started (lease lost, stop)
+                        self._running.pop(running.ctx.id, None)
+                        self._slot.set()
+                        continue
+                    coro = self._execute(running.ctx, running)
+                    context = contextvars.copy_context()
+                    try:
+                        awaited = context.run(coro.send, None)
+                    except StopIteration:
+                        burst += 1
+                        if burst == _BURST or time.monotonic() - since >= _BURST_S:
+                            await asyncio.sleep(0)  # let claims, writes and heartbeats run
+                            burst, since = 0, time.monotonic()
+                        continue
+                    except Exception:  # (_execute handles the handler's errors: a bug of ours)
+                        log.exception("worker %s: running a job failed", self.label)
+                        continue
+                    running.task = task
+                    break
+                else:
+                    return
+            finally:
+                self._free_runners -= 1
+            self._start_ready(services)  # another runner for the other jobs
+            await _resume(coro, context, awaited)
+            self._start_ready(services)  # (a slot is free)
         finally:
-            self._free_runners -= 1
-        self._start_ready(services)  # another runner for the other jobs
-        await _resume(coro, context, awaited)
-        self._start_ready(services)  # (a slot is free)
+            self._runners.discard(task)
 
     async def _pause(self, delay: float) -> None:
         """Sleep until woken (a notification, a stop) or ``delay`` passes."""
