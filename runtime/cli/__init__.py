@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -23,7 +24,7 @@ from . import dashboard_command, dlq_command, jobs_command, purge_command, queue
 from .common import Failure, UsageError, preflight, require_dsn
 from .metrics_option import add_metrics_options
 from .schedule_status import render_schedules
-from .status import render_status
+from .status import render_status, status_json
 from .worker_command import run_worker_command
 
 if TYPE_CHECKING:
@@ -202,6 +203,7 @@ def _parser() -> argparse.ArgumentParser:
         help="show job counts per queue",
         description="A table of every queue's jobs by state.",
     )
+    status.add_argument("--json", action="store_true", help="print the facts as JSON")
     status.set_defaults(handler=_status)
 
     # Operations (issue 13): jobs list|show|retry|cancel|resume, dlq redrive, purge.
@@ -310,8 +312,11 @@ def _status(args: argparse.Namespace) -> int:
     configure_logging(args.log_format, level=args.log_level)
     dsn = require_dsn(args.dsn)
     schema = args.schema or "queues"
-    stats, schedules, warning = asyncio.run(_run_status(dsn, schema))
-    print(render_status(stats, schema=schema))
+    stats, schedules, paused, warning = asyncio.run(_run_status(dsn, schema))
+    if args.json:
+        print(json.dumps(status_json(stats, schedules, paused, warning), indent=2))
+        return 0
+    print(render_status(stats, schema=schema, paused=paused))
     if schedules:  # (events) each schedule's next run
         print("\n" + render_schedules(schedules))
     if warning is not None:
@@ -321,7 +326,7 @@ def _status(args: argparse.Namespace) -> int:
 
 async def _run_status(
     dsn: str, schema: str
-) -> tuple[list[QueueStats], list[ScheduleInfo], str | None]:
+) -> tuple[list[QueueStats], list[ScheduleInfo], set[str], str | None]:
     import psycopg
 
     from ..client import Boss
@@ -335,7 +340,11 @@ async def _run_status(
             schedules = await boss.schedules()
         except psycopg.errors.UndefinedTable:  # a schema from before schedules (0004)
             schedules = []
-        return stats, schedules, await boss.autovacuum_warning()
+        try:
+            paused = await boss.paused_queues()
+        except psycopg.errors.UndefinedColumn:  # a schema from before flow control (0003)
+            paused = set()
+        return stats, schedules, paused, await boss.autovacuum_warning()
     except psycopg.errors.UndefinedTable:
         raise Failure(
             f"schema {schema!r} has no queue tables: run `queues migrate --schema {schema}`"

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..client.events import ScheduleInfo
     from ..jobs import QueueStats
 
-__all__ = ["render_status"]
+__all__ = ["render_status", "status_json"]
 
 
 _STATUS_COLUMNS = (
@@ -24,13 +26,16 @@ _STATUS_COLUMNS = (
 )
 
 
-def render_status(stats: Sequence[QueueStats], *, schema: str = "queues") -> str:
-    """The ``queues status`` table: one row per queue, counts by state, oldest waiting job."""
+def render_status(
+    stats: Sequence[QueueStats], *, schema: str = "queues", paused: AbstractSet[str] = frozenset()
+) -> str:
+    """The ``queues status`` table: one row per queue, counts by state, oldest waiting job; a
+    paused queue's name is followed by ``(paused)``."""
     if not stats:
         return f"no queues in schema {schema!r} (create them with `create_queues(boss)`)"
     rows = [
         [
-            s.queue,
+            f"{s.queue} (paused)" if s.queue in paused else s.queue,
             str(s.created),
             str(s.retry),
             str(s.active),
@@ -52,6 +57,50 @@ def render_status(stats: Sequence[QueueStats], *, schema: str = "queues") -> str
 
     rule = "  ".join("-" * width for width in widths)
     return "\n".join([line(_STATUS_COLUMNS), rule, *(line(row) for row in rows)])
+
+
+def status_json(
+    stats: Sequence[QueueStats],
+    schedules: Sequence[ScheduleInfo],
+    paused: AbstractSet[str],
+    warning: str | None,
+) -> dict[str, Any]:
+    """``queues status --json``: the same facts as the tables, as data."""
+    return {
+        "queues": [
+            {
+                "queue": s.queue,
+                "paused": s.queue in paused,
+                "created": s.created,
+                "retry": s.retry,
+                "active": s.active,
+                "completed": s.completed,
+                "cancelled": s.cancelled,
+                "failed": s.failed,
+                "dead_lettered": s.dead_lettered,
+                "oldest_waiting_s": None
+                if s.oldest_waiting is None
+                else round(s.oldest_waiting.total_seconds(), 3),
+            }
+            for s in sorted(stats, key=lambda s: s.queue)
+        ],
+        "schedules": [
+            {
+                "name": info.name,
+                "queue": info.schedule.queue,
+                "event": info.schedule.event,
+                "cron": info.schedule.cron,
+                "every_s": None
+                if info.schedule.every is None
+                else info.schedule.every.total_seconds(),
+                "timezone": info.schedule.timezone,
+                "last_slot": None if info.last_slot is None else info.last_slot.isoformat(),
+                "next_run": info.next_run.isoformat(),
+            }
+            for info in schedules
+        ],
+        "warnings": [] if warning is None else [warning],
+    }
 
 
 def _age(age: timedelta | None) -> str:

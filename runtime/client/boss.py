@@ -640,6 +640,11 @@ class Boss:
 
     # -- flow control --
 
+    async def paused_queues(self) -> set[str]:
+        """The names of the queues that are paused now (read from the database)."""
+        rows = await self._connections.with_retry(self._store.queue_flow_list)
+        return {row.name for row in rows if row.paused}
+
     async def pause_queue(self, name: str) -> None:
         """Pause a queue: sends are still accepted, no job of it starts any more (workers
         notice within their poll interval), jobs already running finish."""
