@@ -21,12 +21,13 @@ from ..db import SyncConn, SyncStore
 from ..db.connect import connection_kwargs
 from ..db.identifiers import validate_queue_name
 from ..db.rows import JobDataRow
-from ..errors import ConfigurationError, UnknownQueueError
+from ..errors import ConfigurationError, UnknownQueueError, ValidationError
 from ..jobs import Job, JobId
 from ..options import positive_int
 from ..policy import QueueSpec
+from ..schedules import CatchUp, Schedule
 from ..worker.relay import home_spec
-from .events import schedule_params
+from .events import as_schedule, schedule_params
 from .flow_requests import batch_flow_options, flow_options, with_batch_flow, with_flow
 from .queue_cache import QueueCache, info_of
 from .requests import Batch, EncodedMany, Row, make_row, split_for_copy, unwrap_many
@@ -157,6 +158,59 @@ class SyncBoss:
             return
         self._run(conn, lambda c: self._upsert_queue(c, spec))
         self._queues.put(info_of(spec))
+
+    # -- queue control and schedules (as Boss's) --
+
+    def pause_queue(self, name: str, *, conn: SyncConn | None = None) -> None:
+        """Pause a queue, like ``Boss.pause_queue``: sends are kept, running jobs finish, and
+        workers start nothing new (they notice within their poll interval)."""
+        self._pause(name, True, conn)
+
+    def resume_queue(self, name: str, *, conn: SyncConn | None = None) -> None:
+        """Resume a paused queue; its workers are notified and start jobs again."""
+        self._pause(name, False, conn)
+
+    def _pause(self, name: str, paused: bool, conn: SyncConn | None) -> None:
+        validate_queue_name(name)
+        if not self._run(conn, lambda c: self._store.queue_pause(c, name, paused)):
+            raise UnknownQueueError(name, self.schema)
+
+    def schedule(
+        self,
+        name: str,
+        queue: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        event: str | None = None,
+        cron: str | None = None,
+        every: timedelta | None = None,
+        timezone: str = "UTC",
+        catch_up: CatchUp = "latest",
+        priority: int = 0,
+        conn: SyncConn | None = None,
+    ) -> Schedule:
+        """Create or replace the schedule ``name``, as ``Boss.schedule`` does."""
+        made = as_schedule(
+            name,
+            queue,
+            {} if data is None else data,
+            event=event,
+            cron=cron,
+            every=every,
+            timezone=timezone,
+            catch_up=catch_up,
+            priority=priority,
+        )
+        params = schedule_params(made, None, self._max_payload)
+        self._check_queue(made.queue, conn)  # UnknownQueueError before anything is written
+        self._run(conn, lambda c: self._store.schedule_upsert(c, params))
+        return made
+
+    def unschedule(self, name: str, *, conn: SyncConn | None = None) -> bool:
+        """Delete the schedule ``name``; False when there was none (as ``Boss.unschedule``)."""
+        if not isinstance(name, str) or not name:
+            raise ValidationError(f"unschedule(name): a schedule name, got {name!r}")
+        return self._run(conn, lambda c: self._store.schedule_delete(c, name))
 
     def _check_queue(self, queue: str, conn: SyncConn | None) -> None:
         if self._queues.get(queue) is not None:

@@ -150,6 +150,13 @@ class SyncStore:
     def schedule_upsert(self, conn: SyncConn, params: dict[str, Any]) -> None:
         self._rows(conn, self.sql.schedule_upsert(params))
 
+    def schedule_delete(self, conn: SyncConn, name: str) -> bool:
+        return bool(self._rows(conn, self.sql.schedule_delete(name)))
+
+    def queue_pause(self, conn: SyncConn, name: str, paused: bool) -> bool:
+        """Pause or resume a queue; False when there is no such queue."""
+        return bool(self._rows(conn, self.sql.queue_pause(name, paused)))
+
     def schedule_drop_undeclared(self, conn: SyncConn, queue: str, names: Sequence[str]) -> None:
         self._rows(conn, self.sql.schedule_drop_undeclared(queue, names))
 
