@@ -1,5 +1,8 @@
-"""Active limits across processes: three worker processes of concurrency 20 on a queue with
-``limits.active: 3`` never run more than 3 jobs at once, and finish every job."""
+"""Active limits across processes: three worker processes of concurrency 2 on a queue with
+``limits.active: 3`` never run more than 3 jobs at once (6 without the limit), and finish every
+job. With 2 slots each, the limit can only be reached by two processes at once, so the test
+cannot pass on one process that happens to win every claim (a loaded machine once made one
+process of concurrency 20 take all 150 jobs)."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ async def test_three_processes_never_run_more_than_the_active_limit(
 ) -> None:
     await boss.create_queue(QueueSpec(QUEUE, limits=Limits(active=3)))
     await boss.send_many(QUEUE, [{"i": n, "sleep": 0.02} for n in range(JOBS)])
-    procs = [spawn(f"limited-{n}", QUEUE, concurrency=20, poll_interval=0.2) for n in range(3)]
+    procs = [spawn(f"limited-{n}", QUEUE, concurrency=2, poll_interval=0.2) for n in range(3)]
     for proc in procs:
         await proc.ready()
 
