@@ -15,6 +15,7 @@ __all__ = [
     "REDACTED",
     "database_env_var",
     "dsn_password",
+    "other_database_dsn",
     "redact",
     "resolve_database_dsn",
     "resolve_dsn",
@@ -68,6 +69,13 @@ def resolve_database_dsn(name: str, explicit: str | None = None) -> str | None:
     if explicit:
         return explicit
     return os.environ.get(database_env_var(name), "").strip() or None
+
+
+def other_database_dsn(name: str, explicit: str | None, home_dsn: str | None) -> str | None:
+    """The DSN of database ``name`` when it is another server than ``home_dsn``'s; None when
+    it is that one (the same DSN, or none set: the fallback to the default database)."""
+    dsn = resolve_database_dsn(name, explicit)
+    return None if dsn == home_dsn else dsn
 
 
 # -- secrets ------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from ..jobs import Job, JobContext, JobId, JobState, QueueStats
 from ..options import Duration, positive_int, seconds
 from ..policy import QueueSpec
 from ..schedules import CatchUp, Schedule
-from ..worker.relay import home_spec, outbox_spec
+from ..worker.relay import outbox_spec, place_subscriptions
 from ..worker.services import WorkerServices, WorkerSettings
 from .connections import ClientConnections
 from .databases import DatabaseRoutes
@@ -272,22 +272,13 @@ class Boss:
         """Which Boss stores which specs: each queue on its domain's database, and for each
         remote subscription from another server, an outbox queue on the publisher's."""
         placed: dict[int, tuple[Boss, list[QueueSpec]]] = {}
-        outboxes: dict[tuple[int, str], tuple[Boss, QueueSpec, str | None, list[str]]] = {}
+        outboxes: list[tuple[Boss, QueueSpec]] = []
         for spec in specs:
+            stored, remote = place_subscriptions(spec, self.database)
             home = self.database(spec.database)
-            atomic = list(spec.subscribe)
-            for remote in spec.remote_subscriptions:
-                source = self.database(remote.database)
-                if source is home:
-                    atomic.append(remote.event)
-                    continue
-                key = (id(source), spec.name)
-                outboxes.setdefault(key, (source, spec, remote.database, []))[3].append(
-                    remote.event
-                )
-            placed.setdefault(id(home), (home, []))[1].append(home_spec(spec, tuple(atomic)))
-        for source, spec, database, events in outboxes.values():
-            outbox = outbox_spec(spec, tuple(events), database)
+            placed.setdefault(id(home), (home, []))[1].append(stored)
+            outboxes += [(source, outbox_spec(spec, ev, db)) for source, db, ev in remote]
+        for source, outbox in outboxes:  # (after the queues, like dead-letter order wants)
             placed.setdefault(id(source), (source, []))[1].append(outbox)
         return list(placed.values())
 

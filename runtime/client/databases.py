@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from ..config import redact, resolve_database_dsn, validate_database_name
+from ..config import other_database_dsn, redact, validate_database_name
 from ..errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -67,8 +67,8 @@ class DatabaseRoutes:
         if name in self._by_name:
             return self._by_name[name]
         validate_database_name(name)
-        dsn = resolve_database_dsn(name, self._explicit.get(name))
-        if dsn is None or dsn == home_dsn:
+        dsn = other_database_dsn(name, self._explicit.get(name), home_dsn)
+        if dsn is None:
             self._by_name[name] = None
             return None
         if self._started and dsn not in self._by_dsn:
@@ -82,9 +82,6 @@ class DatabaseRoutes:
             boss = self._by_dsn[dsn] = self._make_boss(dsn)
         self._by_name[name] = boss
         return boss
-
-    def bosses(self) -> list[Boss]:
-        return list(self._by_dsn.values())
 
     async def start(self, home_dsn: str, *, migrate: bool) -> None:
         """Open every known database's Boss (migrating it like the home one)."""

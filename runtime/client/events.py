@@ -93,14 +93,20 @@ class EventControl:
             await self._store.schedule_upsert(conn, params)
 
     async def unschedule(self, name: str) -> bool:
-        if not isinstance(name, str) or not name:
-            raise ValidationError(f"unschedule(name): a schedule name, got {name!r}")
+        check_schedule_name(name)
         async with self._connections.pool().connection() as conn:
             return await self._store.schedule_delete(conn, name)
 
     async def schedules(self) -> list[ScheduleInfo]:
         rows = await self._connections.with_retry(self._store.schedule_list)
         return [info_of(row) for row in rows]
+
+
+def check_schedule_name(name: object) -> None:
+    """``unschedule``'s argument: a schedule name (what ``Schedule`` validates more is
+    irrelevant to a delete)."""
+    if not isinstance(name, str) or not name:
+        raise ValidationError(f"unschedule(name): a schedule name, got {name!r}")
 
 
 def info_of(row: ScheduleRow) -> ScheduleInfo:

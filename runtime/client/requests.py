@@ -47,7 +47,7 @@ class EncodedMany:
     """A ``send_many`` batch that the caller encoded already, all envelopes of one event (the
     generated SDK's, ``typed.envelopes_json``): each item is the JSON text of an envelope of
     ``event`` (it must be valid JSON; only what JSON text can still fail is checked, see
-    ``check_json``), or an envelope as a mapping, encoded as usual."""
+    ``encode_many``), or an envelope as a mapping, encoded as usual."""
 
     event: str
     items: Iterable[str | Mapping[str, Any]]

@@ -16,18 +16,18 @@ from typing import Any, Self, TypeVar
 
 from psycopg_pool import ConnectionPool
 
-from ..config import resolve_database_dsn, resolve_dsn, validate_database_name
+from ..config import other_database_dsn, resolve_dsn, validate_database_name
 from ..db import SyncConn, SyncStore
 from ..db.connect import connection_kwargs
 from ..db.identifiers import validate_queue_name
 from ..db.rows import JobDataRow
-from ..errors import ConfigurationError, UnknownQueueError, ValidationError
+from ..errors import ConfigurationError, UnknownQueueError
 from ..jobs import Job, JobId
 from ..options import positive_int
 from ..policy import QueueSpec
 from ..schedules import CatchUp, Schedule
-from ..worker.relay import home_spec
-from .events import as_schedule, schedule_params
+from ..worker.relay import place_subscriptions
+from .events import as_schedule, check_schedule_name, schedule_params
 from .flow_requests import batch_flow_options, flow_options, with_batch_flow, with_flow
 from .queue_cache import QueueCache, info_of
 from .requests import Batch, EncodedMany, Row, make_row, split_for_copy, unwrap_many
@@ -114,8 +114,8 @@ class SyncBoss:
             return self._home.database(name)
         if name is None:
             return self
-        dsn = resolve_database_dsn(name, self._databases.get(name))
-        if dsn is None or dsn == resolve_dsn(self._dsn):
+        dsn = other_database_dsn(name, self._databases.get(name), resolve_dsn(self._dsn))
+        if dsn is None:
             return self
         with self._lock:
             other = self._others.get(dsn)
@@ -143,16 +143,13 @@ class SyncBoss:
         """Create a queue or update its policy, on its ``database`` (``database()``)."""
         if not isinstance(spec, QueueSpec):
             raise TypeError(f"create_queue takes a QueueSpec, got {spec!r}")
+        spec, outboxes = place_subscriptions(spec, self.database)
+        if outboxes:
+            raise ConfigurationError(
+                f'queue "{spec.name}" subscribes to {", ".join(outboxes[0][2])} on another '
+                "database: its outbox is made by Boss.create_queues (the generated create_queues)"
+            )
         home = self.database(spec.database)
-        atomic = list(spec.subscribe)
-        for remote in spec.remote_subscriptions:
-            if self.database(remote.database) is not home:
-                raise ConfigurationError(
-                    f'queue "{spec.name}" subscribes to "{remote.event}" on another database: '
-                    "its outbox is made by Boss.create_queues (the generated create_queues)"
-                )
-            atomic.append(remote.event)
-        spec = home_spec(spec, tuple(atomic))
         if home is not self:
             home.create_queue(spec, conn=conn)
             return
@@ -208,8 +205,7 @@ class SyncBoss:
 
     def unschedule(self, name: str, *, conn: SyncConn | None = None) -> bool:
         """Delete the schedule ``name``; False when there was none (as ``Boss.unschedule``)."""
-        if not isinstance(name, str) or not name:
-            raise ValidationError(f"unschedule(name): a schedule name, got {name!r}")
+        check_schedule_name(name)
         return self._run(conn, lambda c: self._store.schedule_delete(c, name))
 
     def _check_queue(self, queue: str, conn: SyncConn | None) -> None:

@@ -14,7 +14,6 @@ from ..errors import PayloadError
 from ..failures import MAX_MESSAGE, summarize, worker_identity
 
 __all__ = [
-    "check_json",
     "encode_data",
     "encode_many",
     "encode_output",
@@ -92,17 +91,11 @@ def encode_data(queue: str, data: object, max_bytes: int) -> str:
     return _checked(queue, text, max_bytes, data)
 
 
-def check_json(queue: str, text: str, max_bytes: int) -> str:
-    """Job data that the caller encoded already (the JSON text of an object, as the generated
-    SDK writes it): the checks of ``encode_data`` that JSON text can still fail (a NUL
-    character, lone surrogates, the size), with the same errors. The text is not parsed
-    unless it holds an escaped NUL, to tell where."""
-    return _checked(queue, text, max_bytes, None)
-
-
 def _checked(queue: str, text: str, max_bytes: int, data: object) -> str:
     """``text`` (the JSON of ``data``; None: parse it if needed) checked for what jsonb and
-    the size limit refuse."""
+    the size limit refuse: for text the caller encoded already, the checks of ``encode_data``
+    that JSON text can still fail (a NUL character, lone surrogates, the size), with the same
+    errors; it is parsed only when it holds an escaped NUL, to tell where."""
     if _ESCAPED_NUL in text:
         where = _find_nul(json.loads(text) if data is None else data, "data")
         if where is not None:
@@ -138,7 +131,7 @@ def encode_many(
     queue: str, items: Iterable[object], max_bytes: int, start: int = 0, *, encoded: bool = False
 ) -> list[str]:
     """``encode_data`` of every item; the error names the first bad item's index (counted
-    from ``start``). ``encoded``: the items are mostly JSON text already (``check_json``);
+    from ``start``). ``encoded``: the items are mostly JSON text already (``_checked``);
     an item that is not a str is data, encoded as usual."""
     one = _check_or_encode if encoded else encode_data
     texts: list[str] = []

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ..db.identifiers import MAX_QUEUE_NAME
 from ..errors import ValidationError
@@ -28,14 +29,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OUTBOX_SUFFIX",
-    "home_spec",
     "outbox_name",
     "outbox_spec",
+    "place_subscriptions",
     "relay_processor",
     "relay_worker",
 ]
 
 OUTBOX_SUFFIX = ".outbox"
+
+_B = TypeVar("_B")
 
 #: An outbox job is retried (the subscriber's server down) for about a week before it fails
 #: and waits for `queues jobs retry`: one try a minute once the backoff reaches its cap.
@@ -76,9 +79,24 @@ def outbox_spec(spec: QueueSpec, events: tuple[str, ...], database: str | None) 
     )
 
 
-def home_spec(spec: QueueSpec, subscribe: tuple[str, ...]) -> QueueSpec:
-    """``spec`` as its own database stores it: only the subscriptions that stay atomic."""
-    return replace(spec, subscribe=subscribe, remote_subscriptions=())
+def place_subscriptions(
+    spec: QueueSpec, boss_of: Callable[[str | None], _B]
+) -> tuple[QueueSpec, list[tuple[_B, str | None, tuple[str, ...]]]]:
+    """Where ``spec``'s subscriptions go, with ``boss_of`` telling the client (Boss or
+    SyncBoss) of a database name: ``spec`` as its own server stores it (its remote
+    subscriptions from that same server made atomic), and per other server, the database
+    name and the events its outbox of ``spec`` subscribes to."""
+    home = boss_of(spec.database)
+    atomic = list(spec.subscribe)
+    outboxes: dict[int, tuple[_B, str | None, list[str]]] = {}
+    for remote in spec.remote_subscriptions:
+        source = boss_of(remote.database)
+        if source is home:
+            atomic.append(remote.event)
+        else:  # (keyed by server: two names on one server share one outbox)
+            outboxes.setdefault(id(source), (source, remote.database, []))[2].append(remote.event)
+    stored = replace(spec, subscribe=tuple(atomic), remote_subscriptions=())
+    return stored, [(source, db, tuple(events)) for source, db, events in outboxes.values()]
 
 
 def relay_processor(source: Boss, target: Boss, queue: str) -> Processor:

@@ -253,3 +253,23 @@ async def test_schedules_and_maintenance_run_on_the_domains_server(
         assert await boss.database("ledger").run_maintenance() is not None
         assert _jobs(second_dsn, schema_name, "ledger.entries")
         assert _queues(dsn, schema_name) == set()  # nothing of the ledger on the default server
+
+
+async def test_two_names_on_one_server_share_one_outbox(
+    dsn: str, second_dsn: str, schema_name: str
+) -> None:
+    spec = QueueSpec(
+        name="notifications.email",
+        remote_subscriptions=(
+            RemoteSubscription("ledger.entry-booked", "ledger"),
+            RemoteSubscription("audit.entry-checked", "audit"),
+        ),
+    )
+    databases = {"ledger": second_dsn, "audit": second_dsn}
+    async with _boss(dsn, schema_name, databases=databases) as boss:
+        await boss.create_queues([spec])
+        assert _queues(second_dsn, schema_name) == {"notifications.email.outbox"}
+        assert _subscriptions(second_dsn, schema_name) == {
+            ("notifications.email.outbox", "ledger", "entry-booked"),
+            ("notifications.email.outbox", "audit", "entry-checked"),
+        }
